@@ -1,0 +1,732 @@
+"""Safe expressions of ``x``: untrusted text -> sympy -> numpy reference and torch.
+
+User text is never given to ``eval``, ``exec``, ``sympify`` or ``parse_expr``. It is parsed
+by Python's ``ast`` (syntax only, nothing runs) and the tree is walked against a whitelist,
+building sympy objects directly. The only symbol that ever exists is :data:`X`; names in
+the text select from fixed tables and never become symbols (sympy's code generation would
+run code hidden in symbol names).
+
+Evaluation never generates code either: :func:`to_numpy` and :func:`to_torch` walk the
+sympy tree and call the backend's functions, so a compiled candidate is a closure over a
+tree we built ourselves.
+
+The language (documented for users in README.md):
+
+- numbers (int or decimal, ``|v| <= 1e6``), the variable ``x``, the constants ``pi``, ``e``;
+- ``+ - * / **`` and unary minus; ``^`` is read as ``**`` (math notation);
+- functions: see :data:`FUNCTIONS` (``clip(f, lo, hi)``, ``min``/``max`` of 2+ arguments,
+  ``where(condition, a, b)`` with comparisons ``< <= > >=`` joined by ``and``/``or``;
+  ``piecewise`` is an alias of ``where``);
+- limits: :data:`MAX_LENGTH` characters, :data:`MAX_BRACKETS` nested brackets,
+  :data:`MAX_DEPTH` tree depth, :data:`MAX_NODES`
+  nodes, constant exponents of magnitude at most :data:`MAX_EXPONENT`.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
+
+import numpy as np
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from funcsearch.errors import ExpressionError
+
+X: sp.Symbol = sp.Symbol("x", real=True)
+"""The one and only symbol: the input of the point-wise function."""
+
+MAX_LENGTH = 1000
+MAX_DEPTH = 64
+MAX_BRACKETS = 40
+MAX_NODES = 400
+MAX_EXPONENT = 16
+MAX_LITERAL = 1e6
+MAX_CONSTANT = 1e100
+
+
+def _sigmoid(arg: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-arg))
+
+
+def _clip(value: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
+    return sp.Min(sp.Max(value, lo), hi)
+
+
+def _cbrt(arg: sp.Expr) -> sp.Expr:
+    return sp.sign(arg) * sp.Abs(arg) ** sp.Rational(1, 3)
+
+
+# name -> (builder, minimum number of arguments, maximum number or None for unbounded)
+FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int, int | None]] = {
+    "erf": (sp.erf, 1, 1),
+    "erfc": (sp.erfc, 1, 1),
+    "tanh": (sp.tanh, 1, 1),
+    "atan": (sp.atan, 1, 1),
+    "arctan": (sp.atan, 1, 1),
+    "asinh": (sp.asinh, 1, 1),
+    "arcsinh": (sp.asinh, 1, 1),
+    "sinh": (sp.sinh, 1, 1),
+    "cosh": (sp.cosh, 1, 1),
+    "exp": (sp.exp, 1, 1),
+    "log": (sp.log, 1, 1),
+    "sqrt": (sp.sqrt, 1, 1),
+    "cbrt": (_cbrt, 1, 1),
+    "abs": (sp.Abs, 1, 1),
+    "sign": (sp.sign, 1, 1),
+    "sin": (sp.sin, 1, 1),
+    "cos": (sp.cos, 1, 1),
+    "tan": (sp.tan, 1, 1),
+    "sigmoid": (_sigmoid, 1, 1),
+    "clip": (_clip, 3, 3),
+    "min": (sp.Min, 2, None),
+    "max": (sp.Max, 2, None),
+}
+"""Whitelisted functions. ``where``/``piecewise`` are handled separately (they take a condition)."""
+
+CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "e": sp.E}
+CONDITIONALS = ("where", "piecewise")
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_COMPARE = {ast.Lt: sp.Lt, ast.LtE: sp.Le, ast.Gt: sp.Gt, ast.GtE: sp.Ge}
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed, whitelisted function of :data:`X`."""
+
+    source: str
+    expr: sp.Expr
+
+    @property
+    def text(self) -> str:
+        """Canonical text in the expression language (parses back to the same tree)."""
+        return to_text(self.expr)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Reject(Exception):
+    """Internal: a rejection with the offending node; turned into ExpressionError."""
+
+    def __init__(self, message: str, node: ast.AST | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+def parse_expression(
+    text: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    field: str | None = None,
+) -> Expression:
+    """Parse untrusted text into an :class:`Expression`, or raise a located ExpressionError."""
+
+    def fail(message: str) -> ExpressionError:
+        return ExpressionError(message, file=file, line=line, field=field)
+
+    if not isinstance(text, str):
+        raise fail(f"expected an expression as text, got {type(text).__name__} {text!r}")
+    shown = _shorten(text)
+    stripped = text.strip()
+    if not stripped:
+        raise fail("empty expression")
+    if len(text) > MAX_LENGTH:
+        raise fail(f"expression is {len(text)} characters long, the limit is {MAX_LENGTH}")
+    for position, char in enumerate(text):
+        if not (32 <= ord(char) < 127):
+            raise fail(
+                f"character {char!r} (U+{ord(char):04X}) at position {position + 1} is not "
+                f'allowed in "{shown}": expressions are plain ASCII'
+            )
+    depth = 0
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth > MAX_BRACKETS:
+            raise fail(f'brackets nested deeper than {MAX_BRACKETS} levels in "{shown}"')
+    # '^' means power (math notation). Translating the token keeps Python's precedence of
+    # '**' (binding tighter than * and /); reading it as BitXor would silently mis-parse.
+    stripped = stripped.replace("^", "**")
+    try:
+        tree = ast.parse(stripped, mode="eval")
+    except SyntaxError as exc:
+        where = f" at column {exc.offset}" if exc.offset else ""
+        raise fail(f'syntax error{where} in "{shown}": {exc.msg}') from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise fail(f'cannot parse "{shown}": {exc}') from None
+
+    nodes = 0
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes += 1
+        if level > MAX_DEPTH:
+            raise fail(f'expression nested deeper than {MAX_DEPTH} levels in "{shown}"')
+        if nodes > MAX_NODES:
+            raise fail(f'expression has more than {MAX_NODES} parts in "{shown}"')
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+
+    try:
+        expr = _Builder(stripped).build(tree.body)
+    except _Reject as exc:
+        part = ""
+        if exc.node is not None:
+            segment = ast.get_source_segment(stripped, exc.node)
+            if segment is not None and segment != stripped:
+                part = f" ('{_shorten(segment, 60)}')"
+        raise fail(f'{exc}{part} in "{shown}"') from None
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise fail(f'"{shown}" contains an infinite or undefined constant (division by zero?)')
+    if not isinstance(expr, sp.Expr) or expr.is_Boolean:
+        raise fail(f'"{shown}" is a condition, not a function of x')
+    return Expression(source=text, expr=expr)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Builder:
+    """Walks a Python AST against the whitelist and builds sympy objects."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def build(self, node: ast.AST) -> sp.Expr:
+        if isinstance(node, ast.Constant):
+            return self._number(node)
+        if isinstance(node, ast.Name):
+            if node.id == "x":
+                return X
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if node.id in FUNCTIONS or node.id in CONDITIONALS:
+                raise _Reject(f"'{node.id}' is a function: call it, e.g. {node.id}(x)", node)
+            raise _Reject(f"'{_shorten(node.id, 40)}' is not an allowed name", node)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return -self.build(node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return self.build(node.operand)
+            raise _Reject(f"operator '{type(node.op).__name__}' is not allowed", node)
+        if isinstance(node, ast.BinOp):
+            return self._binop(node)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Attribute):
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id != "x":
+                raise _Reject(f"'{_shorten(root.id, 40)}' is not an allowed name (attribute access)", node)
+            raise _Reject("attribute access is not allowed", node)
+        if isinstance(node, ast.Compare | ast.BoolOp):
+            raise _Reject("a comparison is only allowed as the condition of where(...)", node)
+        kind = {
+            ast.Lambda: "lambda", ast.ListComp: "comprehension", ast.SetComp: "comprehension",
+            ast.DictComp: "comprehension", ast.GeneratorExp: "generator", ast.Subscript:
+            "subscript", ast.Starred: "starred argument", ast.NamedExpr: "assignment",
+            ast.JoinedStr: "f-string", ast.IfExp: "if-expression (use where(...))",
+            ast.List: "list", ast.Tuple: "tuple", ast.Dict: "dict", ast.Set: "set",
+            ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
+        }.get(type(node), type(node).__name__)
+        raise _Reject(f"{kind} is not allowed", node)
+
+    def _number(self, node: ast.Constant) -> sp.Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Reject(f"constant {_shorten(repr(value), 40)} is not a number", node)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Reject("non-finite constant", node)
+        if abs(value) > MAX_LITERAL:
+            raise _Reject(f"number {value!r} is larger than {MAX_LITERAL:g}", node)
+        if isinstance(value, int):
+            return sp.Integer(value)
+        # Exact decimal -> rational, so 0.5 and 1/2 are the same tree.
+        fraction = Fraction(repr(value))
+        return sp.Rational(fraction.numerator, fraction.denominator)
+
+    def _binop(self, node: ast.BinOp) -> sp.Expr:
+        if type(node.op) not in _BINOPS:
+            raise _Reject(f"operator '{type(node.op).__name__}' is not allowed", node)
+        left = self.build(node.left)
+        right = self.build(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            if right.is_zero:
+                raise _Reject("division by zero", node)
+            return left / right
+        # **
+        if not right.free_symbols:
+            exponent = _as_float(right)
+            if exponent is None or abs(exponent) > MAX_EXPONENT:
+                raise _Reject(f"constant exponent must be at most {MAX_EXPONENT} in size", node)
+            if not left.free_symbols:
+                base = _as_float(left)
+                if base is None:
+                    raise _Reject("cannot evaluate constant power", node)
+                if base == 0 and exponent < 0:
+                    raise _Reject("division by zero", node)
+                try:
+                    magnitude = abs(base) ** exponent if base else 0.0
+                except OverflowError:
+                    magnitude = math.inf
+                if not magnitude < MAX_CONSTANT:
+                    raise _Reject(f"constant power larger than {MAX_CONSTANT:g}", node)
+        return left**right
+
+    def _call(self, node: ast.Call) -> sp.Expr:
+        if isinstance(node.func, ast.Attribute):
+            self.build(node.func)
+        if not isinstance(node.func, ast.Name):
+            raise _Reject("only calls of whitelisted functions by name are allowed", node.func)
+        name = node.func.id
+        if node.keywords:
+            raise _Reject(f"{name}() takes no keyword arguments", node)
+        if name in CONDITIONALS:
+            if len(node.args) != 3:
+                raise _Reject(f"{name}(condition, a, b) takes 3 arguments", node)
+            condition = self._condition(node.args[0])
+            then, other = self.build(node.args[1]), self.build(node.args[2])
+            return sp.Piecewise((then, condition), (other, True))
+        if name not in FUNCTIONS:
+            raise _Reject(f"'{_shorten(name, 40)}' is not an allowed function", node.func)
+        builder, low, high = FUNCTIONS[name]
+        count = len(node.args)
+        if count < low or (high is not None and count > high):
+            wanted = f"{low}" if low == high else f"at least {low}"
+            raise _Reject(f"{name}() takes {wanted} argument(s), got {count}", node)
+        args = [self.build(arg) for arg in node.args]
+        return builder(*args)
+
+    def _condition(self, node: ast.AST) -> sp.Basic:
+        if isinstance(node, ast.BoolOp):
+            parts = [self._condition(value) for value in node.values]
+            return sp.And(*parts) if isinstance(node.op, ast.And) else sp.Or(*parts)
+        if isinstance(node, ast.Compare):
+            terms = [self.build(node.left)] + [self.build(c) for c in node.comparators]
+            relations = []
+            for op, (a, b) in zip(node.ops, zip(terms, terms[1:])):
+                if type(op) not in _COMPARE:
+                    raise _Reject(f"comparison '{type(op).__name__}' is not allowed (use < <= > >=)", node)
+                relations.append(_COMPARE[type(op)](a, b))
+            return sp.And(*relations)
+        raise _Reject("the condition of where() must be a comparison such as x > 0", node)
+
+
+def _as_float(value: sp.Expr) -> float | None:
+    try:
+        result = float(sp.N(value, 17))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+# --------------------------------------------------------------------------- printing
+
+
+class _TextPrinter(StrPrinter):
+    """Prints sympy trees back in the expression language."""
+
+    def _print_Abs(self, expr: sp.Abs) -> str:
+        return f"abs({self._print(expr.args[0])})"
+
+    def _print_Exp1(self, expr: Any) -> str:
+        return "e"
+
+    def _print_Pi(self, expr: Any) -> str:
+        return "pi"
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        args = expr.args
+        if len(args) == 2:
+            inner = [a for a in args if isinstance(a, sp.Max) and len(a.args) == 2]
+            if inner:
+                maximum = inner[0]
+                hi = args[0] if args[1] is maximum else args[1]
+                lows = [a for a in maximum.args if not a.free_symbols]
+                values = [a for a in maximum.args if a.free_symbols]
+                if len(lows) == 1 and len(values) == 1 and not hi.free_symbols:
+                    return f"clip({self._print(values[0])}, {self._print(lows[0])}, {self._print(hi)})"
+        return "min(" + ", ".join(self._print(a) for a in args) + ")"
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        pieces = list(expr.args)
+        value, condition = pieces[-1]
+        text = self._print(value) if condition == sp.true else "nan"
+        for value, condition in reversed(pieces[:-1] if condition == sp.true else pieces):
+            text = f"where({self._print(condition)}, {self._print(value)}, {text})"
+        return text
+
+    def _print_And(self, expr: sp.And) -> str:
+        return " and ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Or(self, expr: sp.Or) -> str:
+        return " or ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Relational(self, expr: Any) -> str:
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+
+def to_text(expr: sp.Expr) -> str:
+    """Canonical text of a sympy tree, in the expression language."""
+    return _TextPrinter({"order": "none"}).doprint(expr)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class _Backend:
+    """Element-wise operations of one array library, used by the tree walker."""
+
+    def __init__(self, name: str, ops: dict[str, Callable[..., Any]]) -> None:
+        self.name = name
+        self.ops = ops
+
+
+def _numpy_backend() -> _Backend:
+    from scipy import special
+
+    return _Backend(
+        "numpy",
+        {
+            "erf": special.erf, "erfc": special.erfc, "tanh": np.tanh, "atan": np.arctan,
+            "asinh": np.arcsinh, "sinh": np.sinh, "cosh": np.cosh, "exp": np.exp,
+            "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan, "abs": np.abs,
+            "sign": np.sign, "sqrt": np.sqrt, "pow": np.power, "maximum": np.maximum,
+            "minimum": np.minimum, "where": np.where, "and": np.logical_and,
+            "or": np.logical_or, "full_like": lambda t, v: np.full_like(t, v),
+            "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+        },
+    )
+
+
+def _torch_backend() -> _Backend:
+    import torch
+
+    def as_tensor_like(value: Any, like: Any) -> Any:
+        return value if isinstance(value, torch.Tensor) else torch.full_like(like, float(value))
+
+    def binary(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def apply(a: Any, b: Any, like: Any) -> Any:
+            return fn(as_tensor_like(a, like), as_tensor_like(b, like))
+
+        return apply
+
+    def where(condition: Any, a: Any, b: Any, like: Any) -> Any:
+        return torch.where(condition, as_tensor_like(a, like), as_tensor_like(b, like))
+
+    def power(base: Any, exponent: Any, like: Any) -> Any:
+        if isinstance(exponent, torch.Tensor) or isinstance(base, torch.Tensor):
+            return torch.pow(base, exponent)
+        return torch.full_like(like, float(base) ** float(exponent))
+
+    return _Backend(
+        "torch",
+        {
+            "erf": torch.erf, "erfc": torch.erfc, "tanh": torch.tanh, "atan": torch.atan,
+            "asinh": torch.asinh, "sinh": torch.sinh, "cosh": torch.cosh, "exp": torch.exp,
+            "log": torch.log, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
+            "abs": torch.abs, "sign": torch.sign, "sqrt": torch.sqrt, "pow": power,
+            "maximum": binary(torch.maximum), "minimum": binary(torch.minimum), "where": where,
+            "and": binary(torch.logical_and), "or": binary(torch.logical_or),
+            "full_like": lambda t, v: torch.full_like(t, v),
+            "lt": torch.lt, "le": torch.le, "gt": torch.gt, "ge": torch.ge,
+        },
+    )
+
+
+_UNARY = {
+    sp.erf: "erf", sp.erfc: "erfc", sp.tanh: "tanh", sp.atan: "atan", sp.asinh: "asinh",
+    sp.sinh: "sinh", sp.cosh: "cosh", sp.exp: "exp", sp.log: "log", sp.sin: "sin",
+    sp.cos: "cos", sp.tan: "tan", sp.Abs: "abs", sp.sign: "sign",
+}
+_RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge"}
+
+
+def _constants_to_floats(expr: sp.Basic) -> sp.Basic:
+    """Replace every constant subtree (pi, sqrt(2), erf(1), ...) by one float."""
+    if isinstance(expr, sp.Number) or isinstance(expr, sp.logic.boolalg.BooleanAtom):
+        return expr
+    if isinstance(expr, sp.Expr) and not expr.free_symbols:
+        return sp.Float(sp.N(expr, 20), 17)
+    if not expr.args:
+        return expr
+    if isinstance(expr, sp.Piecewise):
+        return sp.Piecewise(*[(_constants_to_floats(e), _constants_to_floats(c)) for e, c in expr.args])
+    args = [_constants_to_floats(a) for a in expr.args]
+    try:
+        return expr.func(*args, evaluate=False)
+    except TypeError:
+        return expr.func(*args)
+
+
+def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
+    """Turn a sympy tree into a closure calling the backend's element-wise functions."""
+    ops = backend.ops
+    is_torch = backend.name == "torch"
+
+    def compile_node(node: sp.Basic) -> Callable[[Any], Any]:
+        if node == X:
+            return lambda t: t
+        if isinstance(node, sp.Number):
+            if isinstance(node, sp.Integer):
+                value: float | int = int(node)
+            else:
+                value = float(node)
+            return lambda t: value
+        if node in (sp.true, sp.false):
+            truth = bool(node)
+            return lambda t: ops["full_like"](t, 1.0) > 0.5 if truth else ops["full_like"](t, 0.0) > 0.5
+        if isinstance(node, sp.Add):
+            parts = [compile_node(a) for a in node.args]
+
+            def add(t: Any) -> Any:
+                total = parts[0](t)
+                for part in parts[1:]:
+                    total = total + part(t)
+                return total
+
+            return add
+        if isinstance(node, sp.Mul):
+            parts = [compile_node(a) for a in node.args]
+
+            def mul(t: Any) -> Any:
+                total = parts[0](t)
+                for part in parts[1:]:
+                    total = total * part(t)
+                return total
+
+            return mul
+        if isinstance(node, sp.Pow):
+            base, exponent = node.args
+            base_fn = compile_node(base)
+            if exponent == sp.Rational(1, 2):
+                return lambda t: ops["sqrt"](base_fn(t))
+            if exponent == -1:
+                return lambda t: 1.0 / base_fn(t)
+            if isinstance(exponent, sp.Integer):
+                power = int(exponent)
+                if is_torch:
+                    return lambda t: ops["pow"](base_fn(t), power, t)
+                return lambda t: ops["pow"](base_fn(t), float(power))
+            exponent_fn = compile_node(exponent)
+            if is_torch:
+                return lambda t: ops["pow"](base_fn(t), exponent_fn(t), t)
+            return lambda t: ops["pow"](base_fn(t), exponent_fn(t))
+        if node.func in _UNARY:
+            name = _UNARY[node.func]
+            (arg,) = node.args
+            arg_fn = compile_node(arg)
+            fn = ops[name]
+            if is_torch:
+                import torch
+
+                def unary_torch(t: Any) -> Any:
+                    value = arg_fn(t)
+                    if not isinstance(value, torch.Tensor):
+                        value = torch.full_like(t, float(value))
+                    return fn(value)
+
+                return unary_torch
+            return lambda t: fn(arg_fn(t))
+        if isinstance(node, sp.Max | sp.Min):
+            name = "maximum" if isinstance(node, sp.Max) else "minimum"
+            parts = [compile_node(a) for a in node.args]
+
+            def extremum(t: Any) -> Any:
+                result = parts[0](t)
+                for part in parts[1:]:
+                    if is_torch:
+                        result = ops[name](result, part(t), t)
+                    else:
+                        result = ops[name](result, part(t))
+                return result
+
+            return extremum
+        if isinstance(node, sp.Piecewise):
+            pieces = [(compile_node(e), compile_node(c)) for e, c in node.args]
+
+            def piecewise(t: Any) -> Any:
+                value_fn, _ = pieces[-1]
+                result = value_fn(t)
+                for value_fn, cond_fn in reversed(pieces[:-1]):
+                    if is_torch:
+                        result = ops["where"](cond_fn(t), value_fn(t), result, t)
+                    else:
+                        result = ops["where"](cond_fn(t), value_fn(t), result)
+                return result
+
+            return piecewise
+        if type(node) in _RELATIONS:
+            name = _RELATIONS[type(node)]
+            lhs, rhs = compile_node(node.lhs), compile_node(node.rhs)
+
+            def relation(t: Any) -> Any:
+                a, b = lhs(t), rhs(t)
+                if not hasattr(a, "shape"):
+                    a = ops["full_like"](t, float(a))
+                return ops[name](a, b)
+
+            return relation
+        if isinstance(node, sp.And | sp.Or):
+            name = "and" if isinstance(node, sp.And) else "or"
+            parts = [compile_node(a) for a in node.args]
+
+            def logic(t: Any) -> Any:
+                result = parts[0](t)
+                for part in parts[1:]:
+                    result = ops[name](result, part(t), t) if is_torch else ops[name](result, part(t))
+                return result
+
+            return logic
+        raise ExpressionError(f"cannot compile '{node.func.__name__}' in {to_text(expr)}")
+
+    body = compile_node(_constants_to_floats(expr))
+
+    def evaluate(t: Any) -> Any:
+        value = body(t)
+        if not hasattr(value, "shape") or getattr(value, "shape", None) != getattr(t, "shape", None):
+            value = ops["full_like"](t, 0.0) + value
+        return value
+
+    return evaluate
+
+
+def _as_sympy(expr: Expression | sp.Expr | str) -> sp.Expr:
+    if isinstance(expr, Expression):
+        return expr.expr
+    if isinstance(expr, str):
+        return parse_expression(expr).expr
+    return expr
+
+
+def to_numpy(expr: Expression | sp.Expr | str) -> Callable[[np.ndarray], np.ndarray]:
+    """The float64 reference: an element-wise numpy/scipy function (warnings silenced)."""
+    body = _walker(_as_sympy(expr), _numpy_backend())
+
+    def reference(values: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(body(np.asarray(values, dtype=np.float64)), dtype=np.float64)
+
+    return reference
+
+
+def to_torch(expr: Expression | sp.Expr | str) -> Callable[[Any], Any]:
+    """An element-wise, differentiable torch function of any shape and floating dtype."""
+    return _walker(_as_sympy(expr), _torch_backend())
+
+
+def compile_function(text: str) -> Callable[[Any], Any]:
+    """Parse untrusted text and compile it to a torch function (the layers' entry point)."""
+    return to_torch(parse_expression(text))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+CHECK_GRID = np.unique(np.concatenate([np.linspace(-10.0, 10.0, 2001), [0.0, -1e-6, 1e-6]]))
+"""Points where compiled functions are checked: [-10, 10] step 0.01, with 0 and +-1e-6."""
+FLOAT64_TOLERANCE = (1e-9, 1e-9)  # (absolute, relative) torch float64 vs reference
+FLOAT32_TOLERANCE = (1e-5, 1e-4)  # (absolute, relative) torch float32 vs reference at the same points
+
+
+@dataclass(frozen=True)
+class CompileCheck:
+    """Outcome of checking a compiled torch function against the float64 reference."""
+
+    values_ok: bool
+    gradient_ok: bool
+    max_abs_error_float32: float
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.values_ok and self.gradient_ok
+
+
+def _first_bad(points: np.ndarray, mask: np.ndarray) -> str:
+    bad = points[mask]
+    if np.any(bad == 0.0):
+        return "x=0"
+    nearest = bad[np.argmin(np.abs(bad))]
+    return f"x={nearest:g}" + (f" (and {bad.size - 1} more points)" if bad.size > 1 else "")
+
+
+def check_compiled(expr: Expression | sp.Expr | str) -> CompileCheck:
+    """Compare torch (float64 and float32) with the float64 reference on :data:`CHECK_GRID`,
+    and require a finite autograd gradient at every grid point, 0 included."""
+    import torch
+
+    sym = _as_sympy(expr)
+    reference = to_numpy(sym)
+    torch_fn = to_torch(sym)
+    grid = CHECK_GRID
+    expected = reference(grid)
+    if not np.all(np.isfinite(expected)):
+        where = _first_bad(grid, ~np.isfinite(expected))
+        return CompileCheck(False, False, math.nan, f"not finite at {where} (undefined there)")
+
+    t64 = torch.tensor(grid, dtype=torch.float64, requires_grad=True)
+    out64 = torch_fn(t64)
+    got64 = out64.detach().numpy()
+    atol, rtol = FLOAT64_TOLERANCE
+    mismatch = ~np.isclose(got64, expected, atol=atol, rtol=rtol)
+    if np.any(mismatch):
+        where = _first_bad(grid, mismatch)
+        return CompileCheck(False, False, math.nan, f"torch float64 disagrees with the reference at {where}")
+
+    grid32 = grid.astype(np.float32)
+    got32 = torch_fn(torch.tensor(grid32)).numpy().astype(np.float64)
+    expected32 = reference(grid32.astype(np.float64))
+    atol, rtol = FLOAT32_TOLERANCE
+    error32 = np.abs(got32 - expected32)
+    max_error = float(np.nanmax(error32)) if error32.size else 0.0
+    mismatch = ~(error32 <= atol + rtol * np.abs(expected32))
+    if np.any(mismatch):
+        where = _first_bad(grid, mismatch)
+        return CompileCheck(False, False, max_error, f"torch float32 disagrees with the reference at {where}")
+
+    if not out64.requires_grad:  # a constant function: zero slope everywhere
+        return CompileCheck(True, True, max_error, None)
+    (gradient,) = torch.autograd.grad(out64.sum(), t64)
+    bad_gradient = ~np.isfinite(gradient.numpy())
+    if np.any(bad_gradient):
+        where = _first_bad(grid, bad_gradient)
+        what = "infinite slope" if where == "x=0" else "non-finite gradient"
+        return CompileCheck(True, False, max_error, f"{what} at {where}")
+    return CompileCheck(True, True, max_error, None)
+
+
+FINGERPRINT_POINTS = np.concatenate(
+    [np.linspace(-7.3, 7.3, 97), [-100.0, -25.0, -0.013, 0.0, 0.013, 25.0, 100.0]]
+)
+FINGERPRINT_DECIMALS = 6
+
+
+def fingerprint(expr: Expression | sp.Expr | str) -> str:
+    """A numeric identity: reference values at fixed points, rounded, hashed.
+
+    Two spellings of one function (``tanh(x/2)`` and ``2*sigmoid(x)-1``) get the same
+    fingerprint; this is how the catalog deduplicates."""
+    values = to_numpy(expr)(FINGERPRINT_POINTS)
+    rounded = np.round(values, FINGERPRINT_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    tokens = ["nan" if np.isnan(v) else ("inf" if v > 0 else "-inf") if np.isinf(v) else f"{v:.6f}"
+              for v in rounded]
+    return hashlib.sha1(",".join(tokens).encode()).hexdigest()[:16]
