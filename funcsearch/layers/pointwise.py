@@ -1,0 +1,197 @@
+"""The point-wise layer (the paper's unified form), its named variants and the norm factory.
+
+``PointwiseNorm`` computes ``y = gamma * f(alpha * x + s) + beta`` over the trailing ``dim``
+channels (PAPER_METHODS.md section 1). ``make_norm`` is the one factory every norm site is
+built through: ``"layernorm"`` / ``"rmsnorm"`` give the classic baselines, anything else a
+``PointwiseNorm``.
+
+Speed: erf and tanh use :func:`funcsearch.layers.fast.fast_pointwise` (saves only the
+input). ``compile=True`` runs the formula through ``torch.compile``; it is off by default
+because its one-off cost (seconds per new function, more on a cold cache) is a large share
+of a one-minute proxy trial on one CPU thread; see ``benchmarks/bench_layers.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from funcsearch.errors import InputError
+from funcsearch.layers.fast import compiled_formula, fast_pointwise, plain_formula
+from funcsearch.layers.functions import NORM_NAMES, FunctionLike, resolve_pointwise
+
+ShiftKind = Literal["scalar", "vector", "none"]
+
+COMPILE_DEFAULT = False
+"""Whether point-wise layers use ``torch.compile`` unless told otherwise (see module doc)."""
+
+
+def normalise_shift(shift: str | None) -> ShiftKind:
+    """``"scalar"``, ``"vector"`` or ``"none"`` (``None`` and ``"none"`` mean no shift)."""
+    if shift is None or shift == "none":
+        return "none"
+    if shift in ("scalar", "vector"):
+        return shift  # type: ignore[return-value]
+    raise InputError(f"must be 'scalar', 'vector' or None/'none', got {shift!r}", field="shift")
+
+
+def _shape(dim: int | Sequence[int]) -> tuple[int, ...]:
+    shape = (dim,) if isinstance(dim, int) else tuple(dim)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise InputError(f"must be a positive int (or a shape of them), got {dim!r}", field="dim")
+    return shape
+
+
+class PointwiseNorm(nn.Module):
+    """``y = gamma * f(alpha * x + s) + beta`` over the trailing ``dim`` channels.
+
+    ``alpha``: learnable scalar, init ``alpha_init`` (0.5). ``shift`` (s): learnable scalar
+    (``"scalar"``, default) or per-channel vector (``"vector"``), init 0, or absent
+    (``None``/``"none"``). ``weight``/``bias`` (gamma/beta, named as in LayerNorm so weight-
+    decay rules and state-dict tooling treat them alike): per-channel, init 1 and 0; absent
+    with ``affine=False``; ``bias=False`` keeps gamma only (LayerNorm's ``bias=False``).
+    ``fn``: see :data:`funcsearch.layers.functions.FunctionLike`.
+    """
+
+    eps = float("nan")
+    """No epsilon here. NaN (never equal to anything) so code that compares the ``eps`` of two
+    norms to choose a fused LayerNorm kernel, e.g. ``nn.TransformerEncoderLayer``'s inference
+    fast path, sees a mismatch and runs this module instead."""
+
+    def __init__(self, fn: FunctionLike, dim: int | Sequence[int], alpha_init: float = 0.5,
+                 shift: str | None = "scalar", affine: bool = True, *, bias: bool = True,
+                 compile: bool = COMPILE_DEFAULT) -> None:
+        super().__init__()
+        self.function = resolve_pointwise(fn)
+        self.normalized_shape = _shape(dim)
+        alpha_value = float(alpha_init)
+        if not math.isfinite(alpha_value):
+            raise InputError(f"must be a finite number, got {alpha_init!r}", field="alpha_init")
+        self.alpha_init = alpha_value
+        self.shift_kind: ShiftKind = normalise_shift(shift)
+        self.affine = bool(affine)
+        self.alpha = nn.Parameter(torch.empty(()))
+        if self.shift_kind == "scalar":
+            self.shift = nn.Parameter(torch.empty(()))
+        elif self.shift_kind == "vector":
+            self.shift = nn.Parameter(torch.empty(self.normalized_shape))
+        else:
+            self.register_parameter("shift", None)
+        self.register_parameter(
+            "weight", nn.Parameter(torch.empty(self.normalized_shape)) if self.affine else None)
+        self.register_parameter(
+            "bias", nn.Parameter(torch.empty(self.normalized_shape)) if self.affine and bias else None)
+        self.compile = bool(compile)
+        self.compile_error: str | None = None
+        self.reset_parameters()
+
+    @property
+    def fn_name(self) -> str:
+        return self.function.name
+
+    @property
+    def expression(self) -> str | None:
+        return self.function.expression
+
+    @property
+    def fn(self):  # noqa: ANN201 - the element-wise callable
+        return self.function.fn
+
+    def reset_parameters(self) -> None:
+        """The paper's initial values: alpha = alpha_init, s = 0, gamma = 1, beta = 0."""
+        with torch.no_grad():
+            self.alpha.fill_(self.alpha_init)
+            if self.shift is not None:
+                self.shift.zero_()
+            if self.weight is not None:
+                self.weight.fill_(1.0)
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def plain_forward(self, x: Tensor) -> Tensor:
+        """The formula with plain autograd: the reference the fast paths are tested against."""
+        return plain_formula(self.function.fn, x, self.alpha, self.shift, self.weight, self.bias)
+
+    def eager_forward(self, x: Tensor) -> Tensor:
+        """The formula without ``torch.compile``: fast path for erf/tanh, plain otherwise."""
+        kind = self.function.fast_kind
+        if kind is not None:
+            return fast_pointwise(x, self.alpha, self.shift, self.weight, self.bias, kind)
+        return self.plain_forward(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = self.normalized_shape
+        if tuple(x.shape[x.dim() - len(shape):]) != shape:
+            raise InputError(f"expected trailing dims {shape}, got input of shape "
+                             f"{tuple(x.shape)}", field=f"{type(self).__name__}({self.fn_name!r})")
+        if self.compile and self.compile_error is None and not torch.compiler.is_compiling():
+            return self._compiled_forward(x)
+        return self.eager_forward(x)
+
+    def _compiled_forward(self, x: Tensor) -> Tensor:
+        function = self.function
+        key = function.expression if function.expression is not None else function.fn
+        formula = compiled_formula(key, function.fn, function.fast_kind)
+        try:
+            return formula(x, self.alpha, self.shift, self.weight, self.bias)
+        except Exception as error:  # a compiler problem must not end a trial: run eager
+            self.compile_error = f"{type(error).__name__}: {error}".splitlines()[0]
+            warnings.warn(f"torch.compile failed for {self.fn_name!r}, running eager: "
+                          f"{self.compile_error}", RuntimeWarning, stacklevel=2)
+            return self.eager_forward(x)
+
+    def extra_repr(self) -> str:
+        parts = [repr(self.fn_name)]
+        if self.expression is not None and self.expression != self.fn_name:
+            parts.append(f"expression={self.expression!r}")
+        shape = self.normalized_shape
+        parts.append(f"dim={shape[0] if len(shape) == 1 else shape}")
+        parts.append(f"alpha_init={self.alpha_init:g}")
+        parts.append(f"shift={self.shift_kind}")
+        if not self.affine:
+            parts.append("affine=False")
+        elif self.bias is None:
+            parts.append("bias=False")
+        if self.compile:
+            parts.append("compile=True")
+        return ", ".join(parts)
+
+
+class Derf(PointwiseNorm):
+    """Dynamic erf: ``gamma * erf(alpha * x + s) + beta`` (scalar shift by default)."""
+
+    def __init__(self, dim: int | Sequence[int], alpha_init: float = 0.5,
+                 shift: str | None = "scalar", affine: bool = True, *, bias: bool = True,
+                 compile: bool = COMPILE_DEFAULT) -> None:
+        super().__init__("erf", dim, alpha_init, shift, affine, bias=bias, compile=compile)
+
+
+class DyT(PointwiseNorm):
+    """Dynamic tanh: ``gamma * tanh(alpha * x) + beta`` (no shift, as in the DyT paper)."""
+
+    def __init__(self, dim: int | Sequence[int], alpha_init: float = 0.5, affine: bool = True,
+                 *, bias: bool = True, compile: bool = COMPILE_DEFAULT) -> None:
+        super().__init__("tanh", dim, alpha_init, None, affine, bias=bias, compile=compile)
+
+
+def make_norm(function: FunctionLike, dim: int | Sequence[int], *, shift: str | None = "scalar",
+              alpha_init: float = 0.5, affine: bool = True, eps: float = 1e-6,
+              bias: bool = True, compile: bool = COMPILE_DEFAULT) -> nn.Module:
+    """The one norm factory: ``"layernorm"``/``"rmsnorm"`` or any point-wise function.
+
+    ``eps`` applies to the two norms only; ``shift``, ``alpha_init`` and ``compile`` to
+    point-wise layers only; ``affine=False`` drops the learnable per-channel scale/offset of
+    either kind, ``bias=False`` only the offset.
+    """
+    if isinstance(function, str) and function.strip().lower() in NORM_NAMES:
+        normalized = _shape(dim)
+        if function.strip().lower() == "layernorm":
+            return nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias)
+        return nn.RMSNorm(normalized, eps=eps, elementwise_affine=affine)
+    return PointwiseNorm(function, dim, alpha_init=alpha_init, shift=shift, affine=affine,
+                         bias=bias, compile=compile)
