@@ -162,7 +162,9 @@ def _backward_functional(kind: str, grad: Tensor, x: Tensor, alpha: Tensor,
     g_shift = None
     if shift is not None and need_shift:
         g_shift = shaped(block_sum(gz) if shift.dim() else block_sum(gz).sum(), shift)
-    g_weight = shaped(block_sum(grad * fz), weight) if fz is not None else None
+    g_weight = None
+    if weight is not None and need_weight:
+        g_weight = shaped(block_sum(grad * fz), weight)
     g_bias = None
     if has_bias and need_bias:
         like = weight if weight is not None else shift
