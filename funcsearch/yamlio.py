@@ -144,6 +144,8 @@ def load_yaml(path: str | Path) -> YamlDocument:
 
 def _pydantic_message(err: dict[str, Any]) -> str:
     message = str(err.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        return message[len("Value error, "):]
     if err.get("type") in ("missing", "extra_forbidden"):
         return message.lower()
     value = err.get("input")
