@@ -1,0 +1,276 @@
+"""The DiT proxy: a small class-conditional diffusion Transformer (after DiT's ``models.py``).
+
+Images are patchified into tokens with a fixed 2-D sin-cos position embedding; the
+timestep and class embeddings are summed into a conditioning vector ``c``; each block
+modulates its (replaced) norms with shift / scale / gate vectors regressed from ``c``
+(adaLN): ``x + gate * attn(modulate(norm_attn(x), shift, scale))`` and the same for the
+MLP. The model predicts the DDPM noise ``eps`` and is trained with MSE.
+
+Every norm site comes from the ``norm`` factory (``affine=norm_affine``, off as in DiT).
+``adaln_zero_init`` (recorded in the config of every run) zero-initialises the adaLN
+modulation as DiT does; the Derf paper removed it for point-wise models.
+
+Metrics:
+- per epoch: ``heldout_loss``, the noise MSE on the test split with noise and timesteps
+  drawn once from ``heldout_seed`` (the same for every trial), so it is deterministic;
+- at the end: ``fid``, the Frechet distance in the feature space of a small classifier
+  trained once on the same data (see ``fid.py``), between the training images and
+  ``fid_samples`` class-balanced samples of a deterministic DDIM sampler
+  (``sample_steps`` steps, eta 0, noise from ``sample_seed``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from funcsearch.errors import ConfigError
+from funcsearch.proxies.config import TrainConfig
+from funcsearch.proxies.data import ImageDataset
+from funcsearch.proxies.training import EpochCallback, ProxyRun, TrainTask, train
+from funcsearch.proxies.vit import MLP, Attention
+
+NormFactory = Callable[..., nn.Module]
+
+
+class DiTConfig(TrainConfig):
+    """Every knob of the DiT proxy; defaults sized for about a minute on one core."""
+
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    patch_size: int = Field(2, ge=1)
+    dim: int = Field(64, ge=1)
+    depth: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    norm_affine: bool = Field(False, description="learnable gamma/beta in the norms (off in DiT)")
+    adaln_zero_init: bool = Field(True, description="zero-init the adaLN modulation (DiT's choice)")
+    zero_init_output: bool = Field(True, description="zero-init the final linear layer")
+    diffusion_steps: int = Field(1000, ge=2)
+    beta_start: float = Field(1e-4, gt=0, lt=1)
+    beta_end: float = Field(0.02, gt=0, lt=1)
+    heldout_repeats: int = Field(4, ge=1, description="noise draws per held-out image")
+    heldout_seed: int = 1234
+    fid_samples: int = Field(1000, ge=0, description="samples for the FID (0 = skip the FID)")
+    sample_steps: int = Field(50, ge=1, le=50, description="DDIM steps")
+    sample_seed: int = 0
+    eval_batch_size: int = Field(500, ge=1)
+
+
+# --------------------------------------------------------------------------- model
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+def sincos_embedding(positions: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """``(N,)`` positions -> ``(N, dim)`` sin-cos features (dim even)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    angles = positions.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
+def sincos_2d(grid_h: int, grid_w: int, dim: int) -> Tensor:
+    """Fixed 2-D position embedding ``(1, grid_h * grid_w, dim)``: half rows, half columns."""
+    rows, cols = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")
+    embed = torch.cat([sincos_embedding(rows.flatten(), dim // 2),
+                       sincos_embedding(cols.flatten(), dim // 2)], dim=1)
+    return embed[None]
+
+
+class TimestepEmbedder(nn.Module):
+    """Scalar timesteps -> sin-cos features -> MLP."""
+
+    def __init__(self, dim: int, frequency_dim: int = 64) -> None:
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(sincos_embedding(t, self.frequency_dim))
+
+
+class DiTBlock(nn.Module):
+    """Transformer block with adaLN modulation after each (replaced) norm."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, norm: NormFactory, affine: bool) -> None:
+        super().__init__()
+        self.norm_attn = norm(dim, "attn", affine=affine)
+        self.attn = Attention(dim, heads, dropout=0.0)
+        self.norm_mlp = norm(dim, "mlp", affine=affine)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout=0.0)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift_attn, scale_attn, gate_attn, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
+        x = x + gate_attn.unsqueeze(1) * self.attn(modulate(self.norm_attn(x), shift_attn, scale_attn))
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm_mlp(x), shift_mlp, scale_mlp))
+        return x
+
+
+class FinalLayer(nn.Module):
+    """Final (replaced) norm, adaLN shift/scale, linear projection back to patch pixels."""
+
+    def __init__(self, dim: int, patch_pixels: int, norm: NormFactory, affine: bool) -> None:
+        super().__init__()
+        self.norm_final = norm(dim, "final", affine=affine)
+        self.linear = nn.Linear(dim, patch_pixels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+class DiT(nn.Module):
+    """Noisy image, timestep, class -> predicted noise."""
+
+    def __init__(self, config: DiTConfig, channels: int, image_size: tuple[int, int],
+                 num_classes: int, norm: NormFactory) -> None:
+        super().__init__()
+        height, width = image_size
+        p = self.patch_size = config.patch_size
+        if height % p or width % p:
+            raise ConfigError(f"patch_size {p} does not divide the image size {height}x{width}",
+                              field="patch_size")
+        if config.dim % config.heads or config.dim % 4:
+            raise ConfigError(f"dim {config.dim} must be divisible by heads ({config.heads}) and by 4",
+                              field="dim")
+        self.channels, self.grid = channels, (height // p, width // p)
+        self.x_embedder = nn.Conv2d(channels, config.dim, kernel_size=p, stride=p)
+        self.register_buffer("pos_embed", sincos_2d(*self.grid, config.dim), persistent=False)
+        self.t_embedder = TimestepEmbedder(config.dim)
+        self.y_embedder = nn.Embedding(num_classes, config.dim)
+        self.blocks = nn.ModuleList(
+            DiTBlock(config.dim, config.heads, config.mlp_ratio, norm, config.norm_affine)
+            for _ in range(config.depth)
+        )
+        self.final_layer = FinalLayer(config.dim, p * p * channels, norm, config.norm_affine)
+        self._initialize(config)
+
+    def _initialize(self, config: DiTConfig) -> None:
+        """DiT's init: xavier linears, N(0, 0.02) embeddings, optional zeroed adaLN / output."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        weight = self.x_embedder.weight
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.bias)
+        nn.init.normal_(self.y_embedder.weight, std=0.02)
+        for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
+            nn.init.normal_(layer.weight, std=0.02)
+        if config.adaln_zero_init:
+            for block in [*self.blocks, self.final_layer]:
+                nn.init.zeros_(block.adaLN_modulation[-1].weight)
+                nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        if config.zero_init_output:
+            nn.init.zeros_(self.final_layer.linear.weight)
+            nn.init.zeros_(self.final_layer.linear.bias)
+
+    def unpatchify(self, x: Tensor) -> Tensor:
+        """``(B, tokens, p*p*C)`` -> ``(B, C, H, W)``."""
+        (grid_h, grid_w), p, c = self.grid, self.patch_size, self.channels
+        x = x.reshape(x.shape[0], grid_h, grid_w, p, p, c)
+        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], c, grid_h * p, grid_w * p)
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        x = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed
+        c = self.t_embedder(t) + self.y_embedder(y)
+        for block in self.blocks:
+            x = block(x, c)
+        return self.unpatchify(self.final_layer(x, c))
+
+
+# --------------------------------------------------------------------------- diffusion
+class Diffusion:
+    """DDPM forward process with a linear beta schedule, and a deterministic DDIM sampler."""
+
+    def __init__(self, steps: int, beta_start: float, beta_end: float) -> None:
+        self.steps = steps
+        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
+
+    def add_noise(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    @torch.no_grad()
+    def ddim_sample(self, model: nn.Module, labels: Tensor, shape: tuple[int, ...],
+                    sample_steps: int, generator: torch.Generator) -> Tensor:
+        """DDIM (eta = 0) from pure noise over ``sample_steps`` evenly spaced timesteps."""
+        x = torch.randn(len(labels), *shape, generator=generator)
+        timesteps = torch.linspace(self.steps - 1, 0, sample_steps).round().long().unique_consecutive()
+        for i, t in enumerate(timesteps.tolist()):
+            a_t = self.alphas_cumprod[t]
+            a_prev = self.alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0)
+            eps = model(x, torch.full((len(labels),), t), labels)
+            x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+            eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+            x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        return x
+
+
+# --------------------------------------------------------------------------- task
+def run(config: DiTConfig, norm: NormFactory, dataset: ImageDataset, seed: int,
+        on_epoch: EpochCallback | None = None) -> ProxyRun:
+    """Build the model (global RNG seeded by the caller), train it and measure it."""
+    if config.beta_end <= config.beta_start:
+        raise ConfigError(f"beta_end ({config.beta_end}) must exceed beta_start ({config.beta_start})",
+                          field="beta_end")
+    model = DiT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm)
+    diffusion = Diffusion(config.diffusion_steps, config.beta_start, config.beta_end)
+    train_x0, train_labels = dataset.train_images * 2 - 1, dataset.train_labels
+
+    heldout = torch.Generator().manual_seed(config.heldout_seed)
+    held_x0 = (dataset.test_images * 2 - 1).repeat(config.heldout_repeats, 1, 1, 1)
+    held_labels = dataset.test_labels.repeat(config.heldout_repeats)
+    held_t = torch.randint(0, diffusion.steps, (len(held_labels),), generator=heldout)
+    held_noise = torch.randn(held_x0.shape, generator=heldout)
+    held_xt = diffusion.add_noise(held_x0, held_t, held_noise)
+
+    def batch_loss(model: nn.Module, batch: Tensor, generator: torch.Generator) -> Tensor:
+        x0 = train_x0[batch]
+        t = torch.randint(0, diffusion.steps, (len(batch),), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        return F.mse_loss(model(diffusion.add_noise(x0, t, noise), t, train_labels[batch]), noise)
+
+    def per_epoch(model: nn.Module) -> dict[str, float]:
+        total = 0.0
+        for s in range(0, len(held_labels), config.eval_batch_size):
+            window = slice(s, s + config.eval_batch_size)
+            prediction = model(held_xt[window], held_t[window], held_labels[window])
+            total += float(F.mse_loss(prediction, held_noise[window], reduction="sum"))
+        return {"heldout_loss": total / held_noise.numel()}
+
+    task = TrainTask(model, len(train_labels), batch_loss, per_epoch)
+    outcome = train(task, config, seed, on_epoch)
+    final: dict[str, float] = {}
+    details: dict[str, float | int | str] = {"parameters": sum(p.numel() for p in model.parameters())}
+    if outcome.status == "ok" and config.fid_samples:
+        from funcsearch.proxies.fid import frechet_distance_to_data
+
+        outcome.eval_model.eval()
+        samples = sample_images(outcome.eval_model, diffusion, dataset, config)
+        fid, classifier = frechet_distance_to_data(dataset, samples)
+        final["fid"] = fid
+        details["fid_classifier"] = classifier
+    return ProxyRun(outcome, final, details)
+
+
+def sample_images(model: nn.Module, diffusion: Diffusion, dataset: ImageDataset,
+                  config: DiTConfig) -> Tensor:
+    """``fid_samples`` class-balanced DDIM samples in [0, 1] (NaN kept: the caller checks)."""
+    generator = torch.Generator().manual_seed(config.sample_seed)
+    labels = torch.arange(config.fid_samples) % dataset.num_classes
+    shape = (dataset.channels, *dataset.image_size)
+    chunks = [diffusion.ddim_sample(model, labels[s:s + config.eval_batch_size], shape,
+                                    config.sample_steps, generator)
+              for s in range(0, len(labels), config.eval_batch_size)]
+    return ((torch.cat(chunks) + 1) / 2).clamp(0, 1)

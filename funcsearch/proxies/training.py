@@ -1,0 +1,179 @@
+"""The one training loop both proxies share.
+
+AdamW with decoupled weight decay on matrices only, linear warmup then a cosine or
+constant learning rate, global gradient-norm clipping, an optional EMA of the weights
+(used for evaluation), a per-epoch callback that may stop the run (``pruned``), and
+divergence detection: a non-finite training loss, a loss above ``divergence_factor`` times
+the first step's loss, or non-finite evaluation metrics end the run as ``diverged`` with
+the step, never with an exception.
+
+Determinism: the batch order and every random draw of the proxy's loss come from one
+``torch.Generator`` seeded with the trial seed, so the same seed and thread count give
+the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from funcsearch.proxies.config import TrainConfig
+
+#: ``loss(model, batch_indices, generator) -> scalar loss`` on a batch of training examples
+BatchLoss = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
+#: ``evaluate(model) -> metrics``, called in eval mode under ``torch.no_grad()``
+Evaluate = Callable[[nn.Module], dict[str, float]]
+#: ``on_epoch(epoch, metrics) -> stop?``
+EpochCallback = Callable[[int, dict[str, float]], bool]
+
+Status = Literal["ok", "diverged", "pruned"]
+
+
+@dataclass
+class TrainTask:
+    """What the loop needs from a proxy: a model, a batch loss and an evaluation."""
+
+    model: nn.Module
+    num_train: int
+    batch_loss: BatchLoss
+    evaluate: Evaluate
+
+
+@dataclass
+class TrainOutcome:
+    """How a run ended; ``eval_model`` is the EMA model when EMA is on, else the model."""
+
+    status: Status
+    curve: list[dict[str, float]]
+    steps: int
+    eval_model: nn.Module
+    diverged_step: int | None = None
+    message: str | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ProxyRun:
+    """What a proxy's ``run`` returns: the loop's outcome, end-of-run metrics, facts."""
+
+    outcome: TrainOutcome
+    final_metrics: dict[str, float]
+    details: dict[str, float | int | str]
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str,
+              min_lr_ratio: float = 0.0) -> float:
+    """Multiplier of the peak lr at optimizer step ``step`` (0-based)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not norms, biases, gains or ``no_weight_decay()``)."""
+    skip = set(getattr(model, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 and name not in skip else no_decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                             eps=config.adam_eps, fused=True)
+
+
+class EMA:
+    """Exponential moving average of a model's parameters, kept in a copy of the model."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for averaged, current in zip(self.model.parameters(), model.parameters()):
+            averaged.lerp_(current, 1.0 - self.decay)
+        for averaged, current in zip(self.model.buffers(), model.buffers()):
+            averaged.copy_(current)
+
+
+def train(task: TrainTask, config: TrainConfig, seed: int,
+          on_epoch: EpochCallback | None = None) -> TrainOutcome:
+    """Train ``task.model`` for ``config.epochs``; see the module docstring."""
+    model = task.model
+    generator = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(task.num_train / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: lr_factor(s, total_steps, warmup_steps, config.schedule, config.min_lr_ratio),
+    )
+    ema = EMA(model, config.ema_decay) if config.ema_decay else None
+    eval_model = ema.model if ema else model
+
+    curve: list[dict[str, float]] = []
+    first_loss: float | None = None
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(task.num_train, generator=generator)
+        loss_sum = 0.0
+        for batch in order.split(config.batch_size):
+            loss = task.batch_loss(model, batch, generator)
+            value = float(loss.detach())
+            step += 1
+            if first_loss is None:
+                first_loss = value
+            reason = _divergence(value, first_loss, config.divergence_factor)
+            if reason:
+                return TrainOutcome("diverged", curve, step, eval_model, step, reason,
+                                    curve[-1] if curve else {})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            if ema:
+                ema.update(model)
+            loss_sum += value * len(batch)
+
+        metrics = {"epoch": float(epoch), "step": float(step),
+                   "lr": optimizer.param_groups[0]["lr"],
+                   "train_loss": loss_sum / task.num_train}
+        eval_model.eval()
+        with torch.no_grad():
+            metrics.update(task.evaluate(eval_model))
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            return TrainOutcome("diverged", curve, step, eval_model, step,
+                                f"non-finite {', '.join(bad)} after epoch {epoch}",
+                                curve[-1] if curve else {})
+        curve.append(metrics)
+        if on_epoch is not None and on_epoch(epoch, dict(metrics)):
+            return TrainOutcome("pruned", curve, step, eval_model, None,
+                                f"stopped by the epoch callback after epoch {epoch}", metrics)
+    return TrainOutcome("ok", curve, step, eval_model, None, None, curve[-1])
+
+
+def _divergence(loss: float, first_loss: float, factor: float) -> str | None:
+    if not math.isfinite(loss):
+        return f"non-finite training loss ({loss})"
+    if first_loss > 0 and loss > factor * first_loss:
+        return f"training loss {loss:.4g} exceeded {factor:g} x the first loss {first_loss:.4g}"
+    return None

@@ -1,0 +1,209 @@
+"""The ViT proxy: a small pre-norm Vision Transformer classifier.
+
+Patch embedding, a learned position embedding, ``depth`` blocks
+``x + attn(norm_attn(x))`` then ``x + mlp(norm_mlp(x))``, a final norm and a
+mean-pooled linear head. Every norm site comes from the ``norm`` factory the trial passes
+in, so LayerNorm, RMSNorm and any point-wise candidate drop in unchanged.
+
+Metrics (``test_acc`` is a fraction in [0, 1]):
+- per epoch: ``test_acc``, ``test_loss`` (plain cross-entropy on the test split);
+- at the end: ``train_eval_loss``, the evaluation-mode training loss (PAPER_METHODS.md
+  section 5): plain cross-entropy over the training split, eval mode, no augmentation,
+  no label smoothing, no dropout / drop path, EMA weights when EMA is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from funcsearch.errors import ConfigError
+from funcsearch.proxies.config import TrainConfig
+from funcsearch.proxies.data import ImageDataset
+from funcsearch.proxies.training import EpochCallback, ProxyRun, TrainTask, train
+
+#: ``norm(dim, site, affine)`` -> a norm module; ``site`` is "attn", "mlp" or "final"
+NormFactory = Callable[..., nn.Module]
+
+
+class ViTConfig(TrainConfig):
+    """Every knob of the ViT proxy; defaults: ~300k parameters, about half a minute on one core."""
+
+    patch_size: int = Field(2, ge=1)
+    dim: int = Field(64, ge=1)
+    depth: int = Field(6, ge=1)
+    heads: int = Field(4, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    pos_embed_std: float = Field(1.0, ge=0, description="init std of the learned position embedding")
+    init_std: float = Field(0.02, gt=0, description="init std of linear layers")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    drop_path: float = Field(0.0, ge=0, lt=1, description="stochastic depth rate of the last block")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    aug_shift: int = Field(0, ge=0, description="random translation by up to this many pixels")
+    aug_flip: bool = Field(False, description="random horizontal flips (off for digits)")
+    eval_batch_size: int = Field(512, ge=1)
+
+
+# --------------------------------------------------------------------------- model
+class Attention(nn.Module):
+    """Multi-head self-attention."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, tokens, dim = x.shape
+        qkv = self.qkv(x).view(batch, tokens, 3, self.heads, dim // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        y = y.transpose(1, 2).reshape(batch, tokens, dim)
+        return F.dropout(self.proj(y), self.dropout, self.training)
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, hidden)
+        self.proj = nn.Linear(hidden, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
+
+
+def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
+    """Stochastic depth: drop the whole residual branch per sample with probability ``rate``."""
+    if rate == 0.0 or not training:
+        return x
+    keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), dtype=x.dtype) >= rate
+    return x * keep / (1.0 - rate)
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, norm: NormFactory,
+                 dropout: float, drop_path_rate: float) -> None:
+        super().__init__()
+        self.norm_attn = norm(dim, "attn")
+        self.attn = Attention(dim, heads, dropout)
+        self.norm_mlp = norm(dim, "mlp")
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + drop_path(self.attn(self.norm_attn(x)), self.drop_path_rate, self.training)
+        x = x + drop_path(self.mlp(self.norm_mlp(x)), self.drop_path_rate, self.training)
+        return x
+
+
+class ViT(nn.Module):
+    """Patches -> tokens + position -> blocks -> final norm -> mean pool -> class logits."""
+
+    def __init__(self, config: ViTConfig, channels: int, image_size: tuple[int, int],
+                 num_classes: int, norm: NormFactory) -> None:
+        super().__init__()
+        height, width = image_size
+        p = config.patch_size
+        if height % p or width % p:
+            raise ConfigError(f"patch_size {p} does not divide the image size {height}x{width}",
+                              field="patch_size")
+        if config.dim % config.heads:
+            raise ConfigError(f"dim {config.dim} is not divisible by heads {config.heads}", field="heads")
+        num_patches = (height // p) * (width // p)
+        self.patch_embed = nn.Conv2d(channels, config.dim, kernel_size=p, stride=p)
+        self.pos_embed = nn.Parameter(torch.randn(1, num_patches, config.dim) * config.pos_embed_std)
+        rates = [config.drop_path * i / max(1, config.depth - 1) for i in range(config.depth)]
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.heads, config.mlp_ratio, norm, config.dropout, rate) for rate in rates
+        )
+        self.norm_final = norm(config.dim, "final")
+        self.head = nn.Linear(config.dim, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=config.init_std)
+                nn.init.zeros_(module.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed"}
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm_final(x).mean(dim=1))
+
+
+# --------------------------------------------------------------------------- task
+def augment(images: Tensor, shift: int, flip: bool, generator: torch.Generator) -> Tensor:
+    """Random translation by up to ``shift`` pixels (zero fill) and optional horizontal flip."""
+    if shift:
+        batch, _, height, width = images.shape
+        padded = F.pad(images, (shift, shift, shift, shift))
+        offsets = torch.randint(0, 2 * shift + 1, (batch, 2), generator=generator).tolist()
+        images = torch.stack([padded[i, :, dy:dy + height, dx:dx + width]
+                              for i, (dy, dx) in enumerate(offsets)])
+    if flip:
+        flips = torch.rand(images.shape[0], generator=generator) < 0.5
+        images = torch.where(flips[:, None, None, None], images.flip(-1), images)
+    return images
+
+
+class Standardize:
+    """Per-channel standardisation with training-split statistics."""
+
+    def __init__(self, train_images: Tensor) -> None:
+        self.mean = train_images.mean(dim=(0, 2, 3), keepdim=True)
+        self.std = train_images.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return (images - self.mean) / self.std
+
+
+def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> tuple[float, float]:
+    """(top-1 accuracy in [0, 1], mean cross-entropy) of ``model`` on standardised ``images``."""
+    correct, loss = 0, 0.0
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start:start + batch_size])
+        target = labels[start:start + batch_size]
+        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == target).sum())
+    return correct / len(labels), loss / len(labels)
+
+
+def run(config: ViTConfig, norm: NormFactory, dataset: ImageDataset, seed: int,
+        on_epoch: EpochCallback | None = None) -> ProxyRun:
+    """Build the model (global RNG seeded by the caller), train it and measure it."""
+    model = ViT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm)
+    standardize = Standardize(dataset.train_images)
+    train_images, train_labels = dataset.train_images, dataset.train_labels
+    test_images, test_labels = standardize(dataset.test_images), dataset.test_labels
+
+    def batch_loss(model: nn.Module, batch: Tensor, generator: torch.Generator) -> Tensor:
+        images = augment(train_images[batch], config.aug_shift, config.aug_flip, generator)
+        logits = model(standardize(images))
+        return F.cross_entropy(logits, train_labels[batch], label_smoothing=config.label_smoothing)
+
+    def per_epoch(model: nn.Module) -> dict[str, float]:
+        accuracy, loss = evaluate(model, test_images, test_labels, config.eval_batch_size)
+        return {"test_acc": accuracy, "test_loss": loss}
+
+    task = TrainTask(model, len(train_labels), batch_loss, per_epoch)
+    outcome = train(task, config, seed, on_epoch)
+    final: dict[str, float] = {}
+    if outcome.status == "ok":
+        outcome.eval_model.eval()
+        with torch.no_grad():
+            _, final["train_eval_loss"] = evaluate(outcome.eval_model, standardize(train_images),
+                                                   train_labels, config.eval_batch_size)
+    params = sum(p.numel() for p in model.parameters())
+    return ProxyRun(outcome, final, {"parameters": params})
