@@ -28,6 +28,49 @@ err_console = Console(stderr=True)
 # --- commands are added below, one small function each --------------------------------
 
 
+@app.command("train")
+def train_command(
+    proxy: str = typer.Option(..., "--proxy", help="Proxy task: vit or dit."),
+    fn: str = typer.Option(..., "--fn", help="Function in every norm site: a name (erf, derf, dyt, "
+                           "layernorm, rmsnorm, ...) or an expression in x, e.g. 'erf(x+2)'."),
+    seed: int = typer.Option(0, "--seed", help="Trial seed (weights, data order, noise)."),
+    settings: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable); "
+                                       "values read as YAML, e.g. --set lr=3e-3 --set ema_decay=null."),
+    data: str = typer.Option(None, "--data", help="Local dataset: CIFAR-10 python folder or .npz "
+                             "(default: the embedded digits)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch threads for the trial."),
+    shift: str = typer.Option(None, "--shift", help="Point-wise shift s: scalar, vector or none "
+                              "(default scalar; none for dyt)."),
+    alpha_init: float = typer.Option(0.5, "--alpha-init", help="Initial alpha of point-wise layers."),
+    curve: bool = typer.Option(False, "--curve", help="Include the per-epoch curve in the JSON."),
+) -> None:
+    """Train one proxy trial with a progress bar and print its result as JSON."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from funcsearch.proxies import PROXIES, make_trial_spec, run_trial
+
+    spec = make_trial_spec(proxy, fn, seed=seed, settings=settings, data=data, shift=shift,
+                           alpha_init=alpha_init)
+    info = PROXIES[spec.proxy]
+    epochs = info.config_class.from_overrides(spec.overrides).epochs
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                  console=err_console, transient=False) as progress:
+        task = progress.add_task(f"{spec.proxy} {spec.function.name} seed {seed}", total=epochs, status="")
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+            shown = {k: metrics[k] for k in ("train_loss", info.primary_metric, "heldout_loss", "test_acc")
+                     if k in metrics}
+            progress.update(task, completed=epoch,
+                            status="  ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+            return False
+
+        result = run_trial(spec, on_epoch=on_epoch, threads=threads)
+    typer.echo(json.dumps(result.model_dump(exclude=None if curve else {"curve"}), indent=2))
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
     try:
