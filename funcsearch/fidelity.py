@@ -1,0 +1,312 @@
+"""Proxy fidelity: how well a proxy's ranking agrees with full-scale reference results.
+
+For the functions a search and a reference set share (joined by numeric fingerprint):
+
+- rank agreement: Spearman and Kendall (tau-b) correlation of the proxy's seed means with
+  the reference values, with a percentile bootstrap interval over seeds (seeds are
+  resampled jointly, so the pairing of candidates within a seed is kept);
+- top-k overlap: how many of the reference's k best working functions are among the
+  proxy's k best;
+- failure agreement: each reference failure must be a proxy failure or among the proxy's
+  worst; each proxy failure must be a reference failure (else it is a false alarm).
+
+Conventions (stated in every report):
+- a candidate *fails on the proxy* when at least half of its seeds diverged;
+- failures rank below every working function, tied among themselves;
+- "among the proxy's worst" = in the bottom ``max(#reference-bad, ceil(worst_fraction*n))``;
+- a study without reference failures uses its worst ``ceil(worst_fraction*n)`` working
+  functions as its "bad" set, so every study has a failure pattern to reproduce;
+- lower-is-better metrics (FID, losses) are negated first, so "higher = better" throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from funcsearch.expressions import fingerprint
+from funcsearch.references import ReferenceSet
+
+USED_STATUSES = ("ok", "diverged")
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        if math.isnan(self.estimate):
+            return "n/a"
+        return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
+
+
+@dataclass(frozen=True)
+class StudyPattern:
+    """Whether a proxy reproduces one study's failure pattern."""
+
+    study: str
+    n: int
+    reference_bad: list[str]
+    caught: list[str]
+    missed: list[str]
+    false_alarms: list[str]
+
+    @property
+    def reproduced(self) -> bool:
+        return not self.missed and not self.false_alarms
+
+
+@dataclass(frozen=True)
+class FidelityReport:
+    proxy: str
+    metric: str
+    studies: list[str]
+    n_shared: int
+    n_seeds: int
+    spearman: Interval
+    kendall: Interval
+    top_k: int
+    top_k_overlap: float
+    reference_failures: int
+    failures_caught: int
+    proxy_failures: int
+    false_alarms: int
+    patterns: list[StudyPattern] = field(default_factory=list)
+    table: pd.DataFrame | None = None  # one row per shared function
+
+    @property
+    def failure_agreement(self) -> float:
+        """Share of failure checks that agree: (caught + confirmed) / (ref failures + proxy failures)."""
+        total = self.reference_failures + self.proxy_failures
+        confirmed = self.proxy_failures - self.false_alarms
+        return (self.failures_caught + confirmed) / total if total else float("nan")
+
+    @property
+    def patterns_reproduced(self) -> int:
+        return sum(p.reproduced for p in self.patterns)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat numbers, for tables, JSON and calibration objectives."""
+        return {
+            "proxy": self.proxy, "metric": self.metric, "studies": ",".join(self.studies),
+            "n_shared": self.n_shared, "n_seeds": self.n_seeds,
+            "spearman": self.spearman.estimate, "spearman_low": self.spearman.low,
+            "spearman_high": self.spearman.high, "kendall": self.kendall.estimate,
+            "kendall_low": self.kendall.low, "kendall_high": self.kendall.high,
+            "top_k": self.top_k, "top_k_overlap": self.top_k_overlap,
+            "reference_failures": self.reference_failures, "failures_caught": self.failures_caught,
+            "proxy_failures": self.proxy_failures, "false_alarms": self.false_alarms,
+            "failure_agreement": self.failure_agreement,
+            "patterns_reproduced": self.patterns_reproduced, "patterns_total": len(self.patterns),
+        }
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against the reference",
+            "",
+            f"Studies: {', '.join(self.studies)}. Shared functions: {self.n_shared}; seeds: {self.n_seeds}.",
+            "",
+            "| measure | value |",
+            "| --- | --- |",
+            f"| Spearman (95% bootstrap over seeds) | {self.spearman} |",
+            f"| Kendall tau-b (95% bootstrap over seeds) | {self.kendall} |",
+            f"| top-{self.top_k} overlap | {self.top_k_overlap:.2f} |",
+            f"| reference failures caught (proxy failure or among its worst) | "
+            f"{self.failures_caught}/{self.reference_failures} |",
+            f"| proxy failures that are reference failures | "
+            f"{self.proxy_failures - self.false_alarms}/{self.proxy_failures} |",
+            f"| failure agreement | {self.failure_agreement:.2f} |",
+            f"| study failure patterns reproduced | {self.patterns_reproduced}/{len(self.patterns)} |",
+            "",
+            "| study | n | reference bad | caught | missed | false alarms | reproduced |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for p in self.patterns:
+            lines.append(
+                f"| {p.study} | {p.n} | {len(p.reference_bad)} | {len(p.caught)} | "
+                f"{', '.join(p.missed) or '-'} | {', '.join(p.false_alarms) or '-'} | "
+                f"{'yes' if p.reproduced else 'no'} |"
+            )
+        lines += ["", "A proxy failure = at least half the seeds diverged. Intervals are percentile "
+                  "bootstraps over seeds; with 3 seeds they are wide."]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.summary()
+        out["patterns"] = [asdict(p) | {"reproduced": p.reproduced} for p in self.patterns]
+        return out
+
+
+def _oriented(trials: pd.DataFrame) -> pd.Series:
+    higher = trials["higher_is_better"].astype(bool) if "higher_is_better" in trials else True
+    return trials["score"].astype(float).where(higher, -trials["score"].astype(float))
+
+
+def seed_matrix(trials: pd.DataFrame, proxy: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Per-function, per-seed oriented scores and divergence flags for one proxy.
+
+    Returns (scores, diverged, metric): both frames are indexed by fingerprint with seeds as
+    columns; scores are NaN where a seed diverged or is missing."""
+    rows = trials[(trials["proxy"] == proxy) & trials["status"].isin(USED_STATUSES)].copy()
+    if rows.empty:
+        raise ValueError(f"no ok/diverged trials for proxy '{proxy}'")
+    if "stop_epoch" in rows:  # rows of a shortened budget (successive halving) are not final
+        full = rows["stop_epoch"].isna()
+        rows = rows[full] if full.any() else rows
+    cache: dict[str, str] = {}
+    rows["fingerprint"] = [cache.setdefault(e, fingerprint(e)) if isinstance(e, str) and e else None
+                           for e in rows["expression"]]
+    rows = rows[rows["fingerprint"].notna()]
+    rows["oriented"] = _oriented(rows)
+    rows["diverged"] = rows["status"] == "diverged"
+    scores = rows.pivot_table(index="fingerprint", columns="seed", values="oriented", aggfunc="mean")
+    diverged = rows.pivot_table(index="fingerprint", columns="seed", values="diverged", aggfunc="max")
+    scores = scores.reindex(index=diverged.index, columns=diverged.columns)  # all-diverged rows too
+    metric = str(rows["primary_metric"].iloc[0]) if "primary_metric" in rows else "score"
+    return scores, diverged.astype(float), metric
+
+
+def _values(scores: np.ndarray, diverged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seed means with failures at -inf, and the failure flags, from per-seed arrays.
+
+    A function fails when at least half its seeds diverged, or when no seed finished."""
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            divergence = np.nanmean(diverged, axis=1)
+            means = np.nanmean(scores, axis=1)
+    failed = (divergence >= 0.5) | np.isnan(means)
+    return np.where(failed, -np.inf, means), failed
+
+
+def _correlations(proxy_values: np.ndarray, reference_values: np.ndarray) -> tuple[float, float]:
+    a = _finite_ranks(proxy_values)
+    b = _finite_ranks(reference_values)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan"), float("nan")
+    spearman = stats.spearmanr(a, b).statistic
+    kendall = stats.kendalltau(a, b).statistic
+    return float(spearman), float(kendall)
+
+
+def _finite_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks (average for ties) where -inf (failure) ties at the bottom."""
+    return stats.rankdata(np.where(np.isneginf(values), -1e300, values))
+
+
+def measure_fidelity(
+    trials: pd.DataFrame,
+    reference: ReferenceSet,
+    *,
+    proxy: str = "vit",
+    studies: Sequence[str] | None = None,
+    top_k: int = 5,
+    worst_fraction: float = 0.25,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> FidelityReport:
+    """Compare one proxy's results with a reference set (see the module docstring)."""
+    ref = reference.table
+    if studies:
+        unknown = sorted(set(studies) - set(ref["study"]))
+        if unknown:
+            raise ValueError(f"unknown studies {unknown}; the reference has {sorted(set(ref['study']))}")
+        ref = ref[ref["study"].isin(studies)]
+    sign = 1.0 if reference.higher_is_better else -1.0
+    ref_by_fp = ref.groupby("fingerprint").agg(
+        value=("value", lambda v: sign * float(np.nanmean(v)) if v.notna().any() else float("nan")),
+        failed=("failed", "max"),
+        name=("name", "first"),
+        study=("study", lambda s: ",".join(sorted(set(s)))),
+    )
+    scores, diverged, metric = seed_matrix(trials, proxy)
+    shared = [fp for fp in ref_by_fp.index if fp in scores.index]
+    if len(shared) < 3:
+        raise ValueError(f"only {len(shared)} functions shared between the results and the reference "
+                         "(need 3 or more); did the search run the reference's functions?")
+    score_arr = scores.loc[shared].to_numpy(dtype=float)
+    diverged_arr = diverged.loc[shared].to_numpy(dtype=float)
+    proxy_values, proxy_failed = _values(score_arr, diverged_arr)
+    ref_values = np.where(ref_by_fp.loc[shared, "failed"].to_numpy(bool), -np.inf,
+                          ref_by_fp.loc[shared, "value"].to_numpy(float))
+    ref_failed = np.isneginf(ref_values)
+
+    spearman, kendall = _correlations(proxy_values, ref_values)
+    rng = np.random.default_rng(seed)
+    n_seeds = score_arr.shape[1]
+    boot_s, boot_k = [], []
+    for _ in range(bootstrap if n_seeds > 1 else 0):
+        pick = rng.integers(0, n_seeds, n_seeds)
+        values, _ = _values(score_arr[:, pick], diverged_arr[:, pick])
+        s, k = _correlations(values, ref_values)
+        if not math.isnan(s):
+            boot_s.append(s)
+            boot_k.append(k)
+
+    def interval(estimate: float, samples: list[float]) -> Interval:
+        if not samples:
+            return Interval(estimate, float("nan"), float("nan"))
+        low, high = np.percentile(samples, [2.5, 97.5])
+        return Interval(estimate, float(low), float(high))
+
+    names = ref_by_fp.loc[shared, "name"].tolist()
+    n = len(shared)
+    working = ~ref_failed
+    k = max(1, min(top_k, int(working.sum())))
+    ref_order = [i for i in np.argsort(-np.where(working, ref_values, -np.inf), kind="stable") if working[i]]
+    proxy_order = list(np.argsort(-np.where(np.isneginf(proxy_values), -1e300, proxy_values), kind="stable"))
+    overlap = len(set(ref_order[:k]) & set(proxy_order[:k])) / k
+
+    def worst_set(indices: list[int], bad_count: int) -> set[int]:
+        size = max(bad_count, math.ceil(worst_fraction * len(indices)))
+        ordered = sorted(indices, key=lambda i: (proxy_values[i] if not np.isneginf(proxy_values[i]) else -1e300))
+        return set(ordered[:size])
+
+    patterns = []
+    study_of = ref_by_fp.loc[shared, "study"].tolist()
+    study_names = sorted({s for joined in study_of for s in joined.split(",")})
+    for study in study_names:
+        members = [i for i in range(n) if study in study_of[i].split(",")]
+        bad = [i for i in members if ref_failed[i]]
+        if not bad:
+            size = math.ceil(worst_fraction * len(members))
+            bad = sorted(members, key=lambda i: ref_values[i])[:size]
+        worst = worst_set(members, len(bad))
+        caught = [i for i in bad if proxy_failed[i] or i in worst]
+        false_alarms = [i for i in members if proxy_failed[i] and not ref_failed[i]]
+        patterns.append(StudyPattern(
+            study=study, n=len(members), reference_bad=[names[i] for i in bad],
+            caught=[names[i] for i in caught], missed=[names[i] for i in bad if i not in caught],
+            false_alarms=[names[i] for i in false_alarms],
+        ))
+
+    all_worst = worst_set(list(range(n)), int(ref_failed.sum()))
+    caught_total = sum(1 for i in range(n) if ref_failed[i] and (proxy_failed[i] or i in all_worst))
+    table = pd.DataFrame({
+        "name": names,
+        "study": study_of,
+        "reference": [float("nan") if f else sign * v for v, f in zip(ref_values, ref_failed)],
+        "reference_failed": ref_failed,
+        "proxy_mean": [float("nan") if np.isneginf(v) else v for v in proxy_values],
+        "proxy_failed": proxy_failed,
+        "proxy_rank": stats.rankdata(-_finite_ranks(proxy_values), method="min").astype(int),
+        "reference_rank": stats.rankdata(-_finite_ranks(ref_values), method="min").astype(int),
+    }, index=pd.Index(shared, name="fingerprint"))
+    return FidelityReport(
+        proxy=proxy, metric=metric, studies=study_names, n_shared=n, n_seeds=n_seeds,
+        spearman=interval(spearman, boot_s), kendall=interval(kendall, boot_k),
+        top_k=k, top_k_overlap=overlap,
+        reference_failures=int(ref_failed.sum()), failures_caught=caught_total,
+        proxy_failures=int(proxy_failed.sum()),
+        false_alarms=int((proxy_failed & ~ref_failed).sum()),
+        patterns=patterns, table=table.sort_values("proxy_rank"),
+    )

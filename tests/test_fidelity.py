@@ -1,0 +1,115 @@
+"""Fidelity against a reference set, checked on a case computed by hand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from funcsearch.errors import DataError, ExpressionError
+from funcsearch.fidelity import measure_fidelity
+from funcsearch.references import load_reference, paper_formula_to_expression
+
+
+def _reference(tmp_path: Path) -> Path:
+    path = tmp_path / "ref.csv"
+    path.write_text(
+        "study,name,expression,value,failed\n"
+        "s1,A,erf(x),82,no\n"
+        "s1,B,tanh(x),81,no\n"
+        "s2,C,2/pi*atan(x),80,no\n"
+        "s2,D,erf(x+2),,yes\n"
+    )
+    return path
+
+
+def _trials() -> pd.DataFrame:
+    rows = []
+    # expressions spelled differently from the reference: the join is by fingerprint
+    values = {"erf(x + 0)": [0.95, 0.97], "tanh(x)": [0.93, 0.95], "2*atan(x)/pi": [0.96, 0.98],
+              "erf(2 + x)": [None, None]}
+    for expression, scores in values.items():
+        for seed, score in enumerate(scores):
+            rows.append({"proxy": "vit", "expression": expression, "candidate": expression, "seed": seed,
+                         "status": "diverged" if score is None else "ok",
+                         "score": float("nan") if score is None else score,
+                         "higher_is_better": True, "primary_metric": "test_acc"})
+    # a trial of another proxy and a failed (crashed) trial must be ignored
+    rows.append({"proxy": "dit", "expression": "erf(x)", "candidate": "erf", "seed": 0, "status": "ok",
+                 "score": 1.0, "higher_is_better": False, "primary_metric": "fid"})
+    rows.append({"proxy": "vit", "expression": "tanh(x)", "candidate": "tanh", "seed": 2, "status": "failed",
+                 "score": float("nan"), "higher_is_better": True, "primary_metric": "test_acc"})
+    return pd.DataFrame(rows)
+
+
+def test_fidelity_matches_a_hand_computed_case(tmp_path: Path) -> None:
+    report = measure_fidelity(_trials(), load_reference(_reference(tmp_path)), proxy="vit", top_k=2)
+    # proxy order C > A > B > D(failed); reference A > B > C > D(failed)
+    # Spearman: rank differences A 1, B 1, C 2, D 0 -> 1 - 6*6/(4*15) = 0.4
+    assert report.spearman.estimate == pytest.approx(0.4)
+    # Kendall: 4 concordant, 2 discordant pairs of 6 -> 1/3
+    assert report.kendall.estimate == pytest.approx(1 / 3)
+    # both seeds give the same order, so every bootstrap resample does too
+    assert report.spearman.low == pytest.approx(0.4) and report.spearman.high == pytest.approx(0.4)
+    assert report.top_k_overlap == pytest.approx(0.5)  # {A, B} vs {C, A}
+    assert (report.reference_failures, report.failures_caught) == (1, 1)
+    assert (report.proxy_failures, report.false_alarms) == (1, 0)
+    assert report.failure_agreement == pytest.approx(1.0)
+    assert report.n_shared == 4 and report.n_seeds == 2
+    by_study = {p.study: p for p in report.patterns}
+    assert by_study["s2"].reproduced and by_study["s2"].caught == ["D"]
+    # s1 has no failures: its "bad" set is its worst working function (B), which is the
+    # proxy's worst of the two as well
+    assert by_study["s1"].reference_bad == ["B"] and by_study["s1"].reproduced
+    assert "Spearman" in report.to_markdown()
+
+
+def test_false_alarm_is_counted_when_the_proxy_fails_a_working_function(tmp_path: Path) -> None:
+    trials = _trials()
+    trials.loc[trials["expression"] == "tanh(x)", "status"] = "diverged"
+    report = measure_fidelity(trials, load_reference(_reference(tmp_path)), proxy="vit", top_k=2)
+    assert report.false_alarms == 1
+    assert not {p.study: p for p in report.patterns}["s1"].reproduced
+
+
+def test_lower_is_better_metrics_are_negated(tmp_path: Path) -> None:
+    trials = _trials()
+    trials["score"] = -trials["score"]
+    trials["higher_is_better"] = False
+    report = measure_fidelity(trials, load_reference(_reference(tmp_path)), proxy="vit", top_k=2)
+    assert report.spearman.estimate == pytest.approx(0.4)
+
+
+def test_study_subset_restricts_the_comparison(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="only 2 functions shared"):
+        measure_fidelity(_trials(), load_reference(_reference(tmp_path)), proxy="vit", studies=["s1"])
+
+
+def test_shipped_paper_reference_loads_with_expressions_matching_its_formulas() -> None:
+    reference = load_reference()
+    table = reference.table
+    assert len(table) == 123 and table["failed"].sum() == 22
+    assert set(table["study"]) == {"shift", "clip", "mix", "growth", "flatzone", "monotonic"}
+    raw = pd.read_csv(reference.source, dtype=str, keep_default_na=False)
+    for formula, expression in zip(raw["formula"], raw["expression"]):
+        assert paper_formula_to_expression(formula) == expression
+
+
+def test_paper_notation_is_translated() -> None:
+    assert paper_formula_to_expression("sign(u)*|u|**(2/3)") == "sign(x)*abs(x)**(2/3)"
+    assert paper_formula_to_expression("flat zone of half-width 1.0 on erf(u)") == "erf((x - clip(x, -1.0, 1.0)))"
+    assert paper_formula_to_expression("atan(u)-2") == "2/pi*atan(x)-2"
+
+
+def test_bad_reference_rows_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("study,expression,value,failed\ns,erf(x),82,no\ns,os.system(1),80,no\n")
+    with pytest.raises(ExpressionError, match=r"bad.csv:3: expression: 'os' is not an allowed name"):
+        load_reference(path)
+    path.write_text("study,expression,value,failed\ns,erf(x),high,no\n")
+    with pytest.raises(DataError, match=r"bad.csv:2: value: 'high' is not a number"):
+        load_reference(path)
+    with pytest.raises(DataError, match="reference file not found"):
+        load_reference(tmp_path / "missing.csv")
