@@ -721,7 +721,9 @@ FINGERPRINT_POINTS = np.concatenate(
      # far points: clip(sign(x)*log(|x|+1), -5, 5) differs from the unclipped one only
      # beyond |x| = 147, and the clip study needs both
      [-1e6, -1e4, -1e3, 1e3, 1e4, 1e6]]
-)
+) * (1 + math.sqrt(2) * 1e-3)
+"""Irrational-looking points: with decimal points, (1-l) f + l x at l = 0.01 lands exactly on a
+rounding boundary (1.0310625), and two spellings of one function round apart."""
 FINGERPRINT_DECIMALS = 6
 
 
