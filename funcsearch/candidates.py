@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from funcsearch.properties import Profile
 
 __all__ = ["Candidate", "family_files", "load_raw_candidates", "load_candidates", "deduplicate",
-           "build_catalog", "find_candidate", "catalog_counts"]
+           "build_catalog", "find_candidate", "catalog_counts", "catalog_renderables",
+           "write_catalog"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +200,69 @@ def catalog_counts(table: "pd.DataFrame") -> "pd.DataFrame":
     total = {"family": "total", "raw": int(counts["raw"].sum()), "unique": len(table),
              "kept": int(table["kept"].sum())}
     return pd.concat([counts, pd.DataFrame([total])], ignore_index=True)
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
+
+
+def _mark(passed: bool, text: str) -> str:
+    return f"[green]✓[/] {text}" if passed else f"[red]✗[/] {text}"
+
+
+def catalog_renderables(table: "pd.DataFrame", show: str = "all") -> list[object]:
+    """Rich renderables for ``funcsearch candidates``: the table and the per-family counts.
+
+    ``show`` is "all", "kept" or "rejected". Each property column shows its verdict and key
+    number: f(0); sup|f| (or the growth exponent when unbounded); the flat-zone width; the
+    min slope (or where monotonicity breaks)."""
+    from rich.table import Table
+
+    if show not in ("all", "kept", "rejected"):
+        raise InputError(f"show must be all, kept or rejected, got {show!r}")
+    rows = table if show == "all" else table[table["kept"] == (show == "kept")]
+    listing = Table(title=f"{len(rows)} candidates ({show})", show_lines=False, header_style="bold")
+    for column, style in (("name", "cyan"), ("formula", None), ("zero-centred f(0)", None),
+                          ("bounded sup|f|", None), ("centre flat width", None),
+                          ("monotonic min f'", None), ("kept / why rejected", None)):
+        listing.add_column(column, style=style, overflow="fold")
+    for row in rows.itertuples(index=False):
+        bounded_text = (_number(row.sup_abs) if row.bounded
+                        else f"grows |x|^{_number(row.growth_exponent)}")
+        monotonic_text = (_number(row.min_slope) if row.monotonic
+                          else f"breaks at {_number(row.monotonic_break_x)}")
+        status = "[green]kept[/]" if row.kept else f"[red]{row.reason}[/]"
+        if row.kept and row.compile_note:
+            status += f" [yellow](warning: {row.compile_note})[/]"
+        listing.add_row(
+            row.name, row.expression,
+            _mark(row.zero_centred, _number(row.f0)), _mark(row.bounded, bounded_text),
+            _mark(row.centre_sensitive, _number(row.flat_zone_width)),
+            _mark(row.monotonic, monotonic_text), status)
+    counts = catalog_counts(table)
+    summary = Table(title="counts per family (raw: before deduplication)", header_style="bold")
+    for column in counts.columns:
+        summary.add_column(column, justify="left" if column == "family" else "right")
+    for record in counts.itertuples(index=False):
+        summary.add_row(*[str(value) for value in record])
+    return [listing, summary]
+
+
+def write_catalog(table: "pd.DataFrame", out: str | Path) -> Path:
+    """Write the catalog as Parquet (.parquet) or CSV (.csv), chosen by the extension."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InputError("the output must end in .parquet or .csv", file=str(out), field="--out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plain = table.copy()
+    plain.attrs = {}
+    if suffix == ".parquet":
+        plain.to_parquet(out, index=False)
+    else:
+        plain.to_csv(out, index=False)
+    return out

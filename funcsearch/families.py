@@ -207,6 +207,11 @@ def _value_option(family: Family, transform: str, value: Value,
     if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
         return (None, None, loc)
     if isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 as text: a plain number keeps its number spelling
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, str):
         doc = family._document
         parsed = parse_expression(value, file=doc.file if doc else None,
                                   line=doc.line_of(loc) if doc else None, field=format_loc(loc))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from funcsearch.errors import ConfigError
 from funcsearch.expressions import CompileCheck, Expression, check_compiled, parse_expression, to_numpy
@@ -62,10 +62,15 @@ class GridSettings(_Strict):
     far_limit: float = Field(1.0e6, gt=0)
     far_points: int = Field(61, ge=2, le=100_000)
 
+    @field_validator("points")
+    @classmethod
+    def _odd(cls, points: int) -> int:
+        if points % 2 == 0:
+            raise ValueError("points must be odd so that x = 0 is on the grid")
+        return points
+
     @model_validator(mode="after")
     def _consistent(self) -> "GridSettings":
-        if self.points % 2 == 0:
-            raise ValueError("points must be odd so that x = 0 is on the grid")
         if self.far_limit <= self.limit:
             raise ValueError("far_limit must be larger than limit")
         return self
@@ -293,7 +298,7 @@ def check_values(fn: Callable[[np.ndarray], np.ndarray], profile: Profile,
 def _zero_centred(y: np.ndarray, finite: np.ndarray, grid: Grid, scale: float,
                   profile: Profile) -> PropertyCheck:
     settings = profile.zero_centred
-    f0 = float(y[grid.zero])
+    f0 = float(y[grid.zero]) + 0.0  # no -0
     both = finite & finite[::-1]
     even = np.abs(y + y[::-1])[both] / 2.0
     asymmetry = float(even.max() / scale) if even.size else math.inf
@@ -389,7 +394,7 @@ def _monotonic(x: np.ndarray, y: np.ndarray, finite: np.ndarray, x_dense: np.nda
         if not other_wrong.any():
             direction, wrong = -direction, other_wrong
     slopes = direction * np.diff(y_dense) / np.diff(x_dense)
-    min_slope = float(slopes.min())
+    min_slope = float(slopes.min()) + 0.0
     if wrong.any():
         midpoints = (xs[1:] + xs[:-1]) / 2.0
         break_x = _nearest(midpoints, wrong)
