@@ -71,12 +71,51 @@ def train_command(
     typer.echo(json.dumps(result.model_dump(exclude=None if curve else {"curve"}), indent=2))
 
 
+@app.command("candidates")
+def candidates_command(
+    paths: list[str] = typer.Argument(..., help="family YAML files or folders, e.g. candidates/"),
+    profile: str | None = typer.Option(None, "--profile", help="property profile YAML "
+                                       "(default: properties/default.yaml, shipped in the package)"),
+    kept: bool = typer.Option(False, "--kept", help="list only the kept candidates"),
+    rejected: bool = typer.Option(False, "--rejected", help="list only the rejected candidates"),
+    out: str | None = typer.Option(None, "--out", help="also write the catalog: .parquet or .csv"),
+) -> None:
+    """Expand families, deduplicate, compile and check the four properties; print the table."""
+    from funcsearch.candidates import build_catalog, catalog_renderables, write_catalog
+    from funcsearch.errors import InputError
+
+    if kept and rejected:
+        raise InputError("choose at most one of --kept and --rejected", field="--kept")
+    table = build_catalog(paths, profile)
+    wide = console if console.is_terminal else Console(width=200)  # pipes: no 80-column wrap
+    for part in catalog_renderables(table, "kept" if kept else "rejected" if rejected else "all"):
+        wide.print(part)
+    if out is not None:
+        console.print(f"wrote {write_catalog(table, out)}")
+
+
+@plot_app.command("shapes")
+def plot_shapes_command(
+    functions: list[str] = typer.Argument(..., help="built-in names (erf, tanh, ...), candidate "
+                                          "names from --from, or expressions such as 'erf(x+2)'"),
+    out: str = typer.Option(..., "--out", help="image file (.png, .pdf or .svg)"),
+    from_paths: list[str] = typer.Option([], "--from", help="family YAML file or folder whose "
+                                         "candidate names may be used (repeatable)"),
+    profile: str | None = typer.Option(None, "--profile", help="property profile for the marks"),
+) -> None:
+    """A grid of function shapes with their derivatives and property marks."""
+    from funcsearch.plots.shapes import plot_shapes, resolve_shape_inputs
+
+    pairs = resolve_shape_inputs(functions, from_paths)
+    console.print(f"wrote {plot_shapes(pairs, out, profile)}")
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
     try:
         app(standalone_mode=False)
     except FuncsearchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:
         err_console.print("aborted")
