@@ -1,0 +1,477 @@
+"""Leaderboards: per-proxy ranking with seed statistics, read from a results store.
+
+For every proxy and function (candidates and baselines in one table):
+
+- mean and standard deviation of the primary metric over the seeds that finished ``ok``,
+  with a t-based 95% interval, and counts of ok / diverged / pruned / failed seeds;
+- a rank: functions with every seed ok first (by mean), then those with some diverged
+  seeds (fewer first), then those stopped early (pruned; the longer they lasted, the
+  better), then those that diverged everywhere. Failed trials (bugs, bad input) are
+  counted but never ranked;
+- the paired comparison with the best baseline: per seed, the difference candidate minus
+  baseline (signed so that positive is better), its mean and t-based 95% interval; a
+  candidate *beats* the best baseline when the whole interval is above 0;
+- with a sweep, the best point of each function (mean over seeds) is the one reported,
+  as in the paper's DiT protocol.
+
+Across proxies: an aggregate rank (mean of per-proxy ranks), the Spearman correlation
+between proxies' rankings (95% interval from Fisher's z with the Fieller variance), and
+per proxy the agreement across seeds (Spearman between the per-seed rankings, for every
+pair of seeds).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from funcsearch.errors import DataError, InputError
+
+FORMATS = ("table", "md", "csv", "html")
+
+
+@dataclass
+class Leaderboard:
+    """Every table of a leaderboard (see module docstring); render with ``render``."""
+
+    proxies: dict[str, pd.DataFrame]
+    aggregate: pd.DataFrame
+    proxy_agreement: pd.DataFrame
+    seed_agreement: pd.DataFrame
+    primary: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    title: str = "leaderboard"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One long table: a row per (proxy, function), with the aggregate rank joined."""
+        frames = [t.assign(proxy=p) for p, t in self.proxies.items()]
+        if not frames:
+            return pd.DataFrame()
+        frame = pd.concat(frames, ignore_index=True)
+        if len(self.aggregate):
+            frame = frame.merge(self.aggregate[["candidate", "mean_rank", "aggregate_rank"]],
+                                on="candidate", how="left")
+        first = ["proxy", "rank", "candidate", "kind"]
+        return frame[first + [c for c in frame.columns if c not in first]]
+
+    def render(self, fmt: str = "md") -> str:
+        """Text in ``md``, ``csv`` or ``html`` (``table`` is drawn by :func:`rich_renderables`)."""
+        if fmt == "csv":
+            buffer = io.StringIO()
+            self.to_frame().to_csv(buffer, index=False)
+            return buffer.getvalue()
+        if fmt == "md":
+            return _markdown(self)
+        if fmt == "html":
+            return _html(self)
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})",
+                         field="--format")
+
+
+# -- statistics ----------------------------------------------------------------------------
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean, sample std, low, high) of a t-based interval; NaN where n is too small."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return (math.nan,) * 4
+    mean = float(values.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, math.nan
+    std = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def spearman_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tuple[float, float, float, int]:
+    """(rho, low, high, n): Spearman's rho with a Fisher-z interval (se = sqrt(1.06/(n-3)))."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    if n < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+        return math.nan, math.nan, math.nan, n
+    rho = float(stats.spearmanr(a, b).statistic)
+    if n <= 3 or abs(rho) > 1 - 1e-9:
+        return rho, math.nan, math.nan, n
+    z, se = math.atanh(rho), math.sqrt(1.06 / (n - 3))
+    q = float(stats.norm.ppf(0.5 + level / 2))
+    return rho, math.tanh(z - q * se), math.tanh(z + q * se), n
+
+
+# -- building -------------------------------------------------------------------------------
+
+def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> Leaderboard:
+    """Build the leaderboard of a results folder (or of its trials frame)."""
+    title = "leaderboard"
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+    else:
+        from funcsearch.search.store import ResultsStore
+
+        folder = Path(source)
+        if not folder.is_dir():
+            raise DataError("results folder not found", file=str(folder))
+        frame = ResultsStore(folder).read_current()
+        title = folder.name
+        if not len(frame):
+            raise DataError("no trials stored yet in this results folder", file=str(folder))
+    if proxy is not None:
+        if proxy not in set(frame["proxy"]):
+            raise InputError(f"no trials of proxy {proxy!r} (stored: "
+                             f"{', '.join(sorted(set(frame['proxy'])))})", field="--proxy")
+        frame = frame[frame["proxy"] == proxy]
+    frame = _best_units(frame)
+    tables: dict[str, pd.DataFrame] = {}
+    primary: dict[str, tuple[str, bool]] = {}
+    for name, rows in frame.groupby("proxy", sort=True):
+        metric = str(rows["primary_metric"].iloc[0])
+        higher = bool(rows["higher_is_better"].iloc[0])
+        primary[str(name)] = (metric, higher)
+        tables[str(name)] = _proxy_table(rows, higher)
+    aggregate = _aggregate(tables)
+    return Leaderboard(
+        proxies=tables,
+        aggregate=aggregate,
+        proxy_agreement=_proxy_agreement(tables),
+        seed_agreement=_seed_agreement(frame, primary),
+        primary=primary,
+        title=title,
+    )
+
+
+def _signed(frame: pd.DataFrame) -> pd.Series:
+    """Scores turned so that higher is always better."""
+    sign = np.where(frame["higher_is_better"].astype(bool), 1.0, -1.0)
+    return frame["score"].astype(float) * sign
+
+
+def _best_units(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep, per (proxy, function), the hyperparameter point with the best mean over seeds."""
+    frame = frame.copy()
+    frame["_signed"] = _signed(frame).where(frame["status"] == "ok")
+    keep = []
+    for _, rows in frame.groupby(["proxy", "candidate"], sort=False):
+        units = rows.groupby("unit_key", sort=False)["_signed"].agg(["mean", "count"])
+        order = units.assign(has=units["count"] > 0).sort_values(
+            ["has", "mean"], ascending=False, na_position="last")
+        keep.append(rows[rows["unit_key"] == order.index[0]])
+    return pd.concat(keep, ignore_index=True) if keep else frame
+
+
+def _proxy_table(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
+    records = []
+    for name, group in rows.groupby("candidate", sort=False):
+        ok = group[group["status"] == "ok"]
+        mean, std, low, high = t_interval(ok["score"].astype(float).to_numpy())
+        counts = group["status"].value_counts()
+        records.append({
+            "candidate": name,
+            "kind": "baseline" if bool(group["is_baseline"].iloc[0]) else "candidate",
+            "expression": group["expression"].iloc[0],
+            "hyperparameters": group["hyperparameters"].iloc[0] or "{}",
+            "seeds": len(group),
+            "ok": int(counts.get("ok", 0)),
+            "diverged": int(counts.get("diverged", 0)),
+            "pruned": int(counts.get("pruned", 0)),
+            "failed": int(counts.get("failed", 0)),
+            "mean": mean,
+            "std": std,
+            "ci95_low": low,
+            "ci95_high": high,
+            "_epochs": float(group["epochs_done"].astype(float).mean()),
+        })
+    table = pd.DataFrame.from_records(records)
+    sign = 1.0 if higher else -1.0
+    table["_tier"] = np.select(
+        [(table["ok"] > 0) & (table["diverged"] == 0), table["ok"] > 0,
+         (table["pruned"] > 0) & (table["diverged"] == 0), table["diverged"] > 0],
+        [0, 1, 2, 3], default=9)
+    table["_key"] = np.where(table["_tier"] <= 1, -sign * table["mean"], -table["_epochs"])
+    table = table.sort_values(["_tier", "diverged", "_key"], na_position="last").reset_index(drop=True)
+    ranked = table["_tier"] < 9
+    keys = list(zip(table["_tier"], table["diverged"], table["_key"].round(12)))
+    ranks: list[float] = []
+    for i, key in enumerate(keys):
+        if not ranked[i]:
+            ranks.append(math.nan)
+        elif i and keys[i - 1] == key and ranked[i - 1]:
+            ranks.append(ranks[-1])  # ties share the better rank
+        else:
+            ranks.append(float(i + 1))
+    table.insert(0, "rank", ranks)
+    _compare_with_best_baseline(table, rows, sign)
+    return table.drop(columns=["_tier", "_key", "_epochs"])
+
+
+def _compare_with_best_baseline(table: pd.DataFrame, rows: pd.DataFrame, sign: float) -> None:
+    """Add the paired-by-seed difference with the best-ranked baseline (in place)."""
+    for column in ("best_baseline", "diff_vs_best_baseline", "diff_ci95_low", "diff_ci95_high",
+                   "pairs", "beats_best_baseline"):
+        table[column] = None
+    baselines = table[(table["kind"] == "baseline") & (table["ok"] > 0)]
+    if not len(baselines):
+        return
+    best = str(baselines.iloc[0]["candidate"])  # the table is sorted by rank
+    by_seed = rows[rows["status"] == "ok"].pivot_table(index="seed", columns="candidate",
+                                                       values="score", aggfunc="first")
+    for i, name in enumerate(table["candidate"]):
+        table.at[i, "best_baseline"] = best
+        if name == best:
+            continue
+        if name not in by_seed.columns or best not in by_seed.columns:
+            table.at[i, "pairs"] = 0
+            table.at[i, "beats_best_baseline"] = "n/a"
+            continue
+        diffs = (sign * (by_seed[name] - by_seed[best])).dropna().to_numpy()
+        mean, _, low, high = t_interval(diffs)
+        table.at[i, "pairs"] = len(diffs)
+        table.at[i, "diff_vs_best_baseline"] = mean
+        table.at[i, "diff_ci95_low"] = low
+        table.at[i, "diff_ci95_high"] = high
+        if len(diffs) < 2:
+            verdict = "n/a"
+        elif low > 0:
+            verdict = "yes"
+        elif high < 0:
+            verdict = "worse"
+        else:
+            verdict = "within noise"
+        table.at[i, "beats_best_baseline"] = verdict
+
+
+def _aggregate(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    if not tables:
+        return pd.DataFrame(columns=["aggregate_rank", "candidate", "kind", "mean_rank", "proxies"])
+    merged: pd.DataFrame | None = None
+    for proxy, table in tables.items():
+        part = table[["candidate", "kind", "rank"]].rename(columns={"rank": f"rank_{proxy}"})
+        merged = part if merged is None else merged.merge(part, on=["candidate", "kind"], how="outer")
+    assert merged is not None
+    rank_columns = [f"rank_{p}" for p in tables]
+    merged["mean_rank"] = merged[rank_columns].mean(axis=1, skipna=True)
+    merged["proxies"] = merged[rank_columns].notna().sum(axis=1)
+    merged = merged.sort_values(["mean_rank", "candidate"], na_position="last").reset_index(drop=True)
+    merged.insert(0, "aggregate_rank", merged["mean_rank"].rank(method="min"))
+    return merged
+
+
+def _proxy_agreement(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    records = []
+    for a, b in combinations(sorted(tables), 2):
+        joined = tables[a][["candidate", "rank"]].merge(
+            tables[b][["candidate", "rank"]], on="candidate", suffixes=("_a", "_b")).dropna()
+        rho, low, high, n = spearman_interval(joined["rank_a"].to_numpy(), joined["rank_b"].to_numpy())
+        records.append({"proxy_a": a, "proxy_b": b, "functions": n, "spearman": rho,
+                        "ci95_low": low, "ci95_high": high})
+    return pd.DataFrame.from_records(
+        records, columns=["proxy_a", "proxy_b", "functions", "spearman", "ci95_low", "ci95_high"])
+
+
+def _seed_agreement(frame: pd.DataFrame, primary: dict[str, tuple[str, bool]]) -> pd.DataFrame:
+    """Per proxy: Spearman between per-seed rankings (non-ok trials tie for last)."""
+    records = []
+    for proxy, rows in frame.groupby("proxy", sort=True):
+        rows = rows[rows["status"] != "failed"]
+        signed = _signed(rows).where(rows["status"] == "ok", -np.inf)
+        table = rows.assign(_v=signed).pivot_table(index="candidate", columns="seed", values="_v",
+                                                  aggfunc="first")
+        rhos, lows, highs, sizes = [], [], [], []
+        for s, t in combinations(table.columns, 2):
+            both = table[[s, t]].dropna()
+            a = both[s].replace(-np.inf, -1e300).to_numpy()
+            b = both[t].replace(-np.inf, -1e300).to_numpy()
+            rho, low, high, n = spearman_interval(a, b)
+            if not math.isnan(rho):
+                rhos.append(rho), lows.append(low), highs.append(high), sizes.append(n)
+        records.append({
+            "proxy": proxy, "seeds": len(table.columns), "seed_pairs": len(rhos),
+            "functions": min(sizes) if sizes else 0,
+            "mean_spearman": float(np.mean(rhos)) if rhos else math.nan,
+            "min_spearman": float(np.min(rhos)) if rhos else math.nan,
+            "max_spearman": float(np.max(rhos)) if rhos else math.nan,
+            "ci95_low": lows[0] if len(rhos) == 1 else math.nan,
+            "ci95_high": highs[0] if len(rhos) == 1 else math.nan,
+        })
+    return pd.DataFrame.from_records(records, columns=[
+        "proxy", "seeds", "seed_pairs", "functions", "mean_spearman", "min_spearman",
+        "max_spearman", "ci95_low", "ci95_high"])
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+def fmt(value: object, digits: int = 4) -> str:
+    """Compact number: 4 significant digits, blank for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        if float(value).is_integer() and abs(float(value)) < 1e6:
+            return str(int(value))
+        return f"{float(value):.{digits}g}"
+    return str(value)
+
+
+def _interval(low: object, high: object) -> str:
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return ""
+    return f"[{fmt(low)}, {fmt(high)}]"
+
+
+def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells of a per-proxy table, for every text format."""
+    swept = any(h not in ("{}", "", None) for h in table["hyperparameters"])
+    header = ["rank", "function", "kind"] + (["best point"] if swept else []) + [
+        "ok", "div", "pruned", "failed", "mean", "std", "95% CI",
+        "diff vs best baseline", "diff 95% CI", "beats best baseline"]
+    body = []
+    for _, r in table.iterrows():
+        cells = [fmt(r["rank"]) or "-", str(r["candidate"]), str(r["kind"])]
+        if swept:
+            params = json.loads(r["hyperparameters"] or "{}")
+            cells.append(", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
+                                   for k, v in params.items()))
+        cells += [str(r["ok"]), str(r["diverged"]), str(r["pruned"]), str(r["failed"]),
+                  fmt(r["mean"]), fmt(r["std"]), _interval(r["ci95_low"], r["ci95_high"]),
+                  fmt(r["diff_vs_best_baseline"]), _interval(r["diff_ci95_low"], r["diff_ci95_high"]),
+                  "(best baseline)" if r["candidate"] == r["best_baseline"] else
+                  str(r["beats_best_baseline"] or "")]
+        body.append(cells)
+    return header, body
+
+
+def aggregate_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    proxies = list(board.proxies)
+    header = ["rank", "function", "kind", *[f"rank {p}" for p in proxies], "mean rank"]
+    body = [[fmt(r["aggregate_rank"]), str(r["candidate"]), str(r["kind"]),
+             *[fmt(r[f"rank_{p}"]) for p in proxies], fmt(r["mean_rank"], 3)]
+            for _, r in board.aggregate.iterrows()]
+    return header, body
+
+
+def agreement_lines(board: Leaderboard) -> list[str]:
+    """Rank agreement as sentences with their noise."""
+    lines = []
+    for _, r in board.proxy_agreement.iterrows():
+        if math.isnan(r["spearman"]):
+            lines.append(f"Spearman {r['proxy_a']} vs {r['proxy_b']}: n/a "
+                         f"({r['functions']} functions in both)")
+        else:
+            lines.append(f"Spearman {r['proxy_a']} vs {r['proxy_b']}: {r['spearman']:+.2f} "
+                         f"95% CI {_interval(r['ci95_low'], r['ci95_high']) or 'n/a (n<=3)'}, "
+                         f"{r['functions']} functions")
+    for _, r in board.seed_agreement.iterrows():
+        if r["seed_pairs"] == 0:
+            lines.append(f"Seed agreement {r['proxy']}: n/a ({r['seeds']} seed(s))")
+        elif r["seed_pairs"] == 1:
+            lines.append(f"Seed agreement {r['proxy']}: Spearman {r['mean_spearman']:+.2f} "
+                         f"95% CI {_interval(r['ci95_low'], r['ci95_high']) or 'n/a'} "
+                         f"(seeds {r['seeds']}, {r['functions']} functions)")
+        else:
+            lines.append(f"Seed agreement {r['proxy']}: mean Spearman {r['mean_spearman']:+.2f} "
+                         f"over {r['seed_pairs']} seed pairs (min {r['min_spearman']:+.2f}, "
+                         f"max {r['max_spearman']:+.2f}, {r['functions']} functions)")
+    return lines
+
+
+def _direction(board: Leaderboard, proxy: str) -> str:
+    metric, higher = board.primary[proxy]
+    return f"{metric}, {'higher' if higher else 'lower'} is better"
+
+
+def _md_table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _markdown(board: Leaderboard) -> str:
+    parts = [f"# Leaderboard: {board.title}", ""]
+    for proxy, table in board.proxies.items():
+        parts += [f"## {proxy} ({_direction(board, proxy)})", "", _md_table(*display_rows(table)), ""]
+    if len(board.proxies) > 1:
+        parts += ["## Aggregate rank (mean of per-proxy ranks)", "", _md_table(*aggregate_rows(board)), ""]
+    parts += ["## Rank agreement", ""] + [f"- {line}" for line in agreement_lines(board)] + [""]
+    parts += [NOTE, ""]
+    return "\n".join(parts)
+
+
+def _html_table(header: list[str], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{rows}</tbody>\n</table>"
+
+
+def _html(board: Leaderboard) -> str:
+    parts = [f"<h1>Leaderboard: {html.escape(board.title)}</h1>"]
+    for proxy, table in board.proxies.items():
+        parts += [f"<h2>{html.escape(proxy)} ({html.escape(_direction(board, proxy))})</h2>",
+                  _html_table(*display_rows(table))]
+    if len(board.proxies) > 1:
+        parts += ["<h2>Aggregate rank</h2>", _html_table(*aggregate_rows(board))]
+    parts += ["<h2>Rank agreement</h2><ul>"] + [
+        f"<li>{html.escape(line)}</li>" for line in agreement_lines(board)] + ["</ul>",
+        f"<p>{html.escape(NOTE)}</p>"]
+    return "\n".join(parts) + "\n"
+
+
+NOTE = ("mean/std over seeds that finished ok; 95% CI t-based; diff = paired by seed, "
+        "positive = better than the best baseline; 'yes' = whole 95% CI above 0.")
+
+
+def _plus_minus(mean: object, low: object, high: object, signed: bool = False) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    text = f"{float(mean):+.4g}" if signed else fmt(mean)
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return text
+    return f"{text} ± {(float(high) - float(low)) / 2:.2g}"
+
+
+def rich_renderables(board: Leaderboard) -> list[object]:
+    """Rich tables for the terminal (``--format table``): the same numbers, fewer columns."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[object] = []
+    for proxy, table in board.proxies.items():
+        swept = any(h not in ("{}", "", None) for h in table["hyperparameters"])
+        _, body = display_rows(table)
+        t = Table(title=f"{proxy} ({_direction(board, proxy)})", title_justify="left")
+        t.add_column("rank", justify="right")
+        t.add_column("function", overflow="fold")
+        if swept:
+            t.add_column("best point", overflow="fold")
+        t.add_column("ok/div/pr/fail", justify="right")
+        t.add_column("mean ± 95% CI", justify="right", no_wrap=True)
+        t.add_column("std", justify="right")
+        t.add_column("vs best baseline ± 95% CI", justify="right", no_wrap=True)
+        t.add_column("beats", justify="left")
+        for cells, (_, r) in zip(body, table.iterrows()):
+            row = cells[:3 + swept]
+            del row[2]  # kind: shown by colour
+            row += [f"{r['ok']}/{r['diverged']}/{r['pruned']}/{r['failed']}",
+                    _plus_minus(r["mean"], r["ci95_low"], r["ci95_high"]), fmt(r["std"], 2),
+                    _plus_minus(r["diff_vs_best_baseline"], r["diff_ci95_low"], r["diff_ci95_high"],
+                                signed=True),
+                    "(best)" if r["candidate"] == r["best_baseline"] else str(r["beats_best_baseline"] or "")]
+            t.add_row(*row, style="cyan" if r["kind"] == "baseline" else None)
+        out.append(t)
+    if len(board.proxies) > 1:
+        header, body = aggregate_rows(board)
+        t = Table(title="aggregate rank (mean of per-proxy ranks)", title_justify="left")
+        for h in header:
+            t.add_column(h, justify="left" if h in ("function", "kind") else "right",
+                         overflow="fold" if h == "function" else "ellipsis")
+        for row in body:
+            t.add_row(*row)
+        out.append(t)
+    out += [Text(line) for line in agreement_lines(board)]
+    out.append(Text(NOTE + " Baselines in cyan.", style="dim"))
+    return out

@@ -1,0 +1,77 @@
+"""Stable trial keys: a hash of exactly what decides a training run's numbers.
+
+A trial key is the SHA-256 (first 16 hex digits) of a canonical JSON document holding the
+candidate's expression (or its name for LayerNorm / RMSNorm, which have none), the
+unified-form settings (shift, alpha init), the proxy, the seed, the proxy's *resolved*
+config (every field after overrides) and the data path. Names, display order and search
+settings that do not change a run's numbers are left out, so renaming a candidate or
+adding another one never reruns anything, and changing one setting reruns only the
+trials whose resolved config it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+KEY_LENGTH = 16
+
+
+def _normalise(value: Any) -> Any:
+    """JSON-ready copy with floats spelled stably (``1e-3`` and ``0.001`` agree)."""
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return repr(value)
+        if value.is_integer() and abs(value) < 2**53:
+            return f"{value:.1f}"  # 1.0 and 1 must not collide with an int field silently
+        return repr(value)
+    return repr(value)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted, whitespace-free JSON of ``value``: the text that gets hashed."""
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"))
+
+
+def digest(value: Any, length: int = KEY_LENGTH) -> str:
+    """Hex digest of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def trial_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
+              proxy: str, seed: int, resolved_config: Mapping[str, Any],
+              data: str | None) -> str:
+    """The key of one training run (see module docstring for what goes in)."""
+    return digest({
+        "function": expression if expression is not None else f"norm:{name}",
+        "shift": shift,
+        "alpha_init": float(alpha_init),
+        "proxy": proxy,
+        "seed": int(seed),
+        "config": dict(resolved_config),
+        "data": data,
+    })
+
+
+def unit_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
+             proxy: str, resolved_config: Mapping[str, Any], data: str | None) -> str:
+    """The key of one (function, proxy, hyperparameters) cell: a trial key without the seed."""
+    return digest({
+        "function": expression if expression is not None else f"norm:{name}",
+        "shift": shift,
+        "alpha_init": float(alpha_init),
+        "proxy": proxy,
+        "config": dict(resolved_config),
+        "data": data,
+    })

@@ -1,0 +1,311 @@
+"""From a search config to the list of trials: functions x proxies x hyperparameters x seeds.
+
+Vocabulary used by the whole search package:
+
+- a **function** is a candidate or a baseline in the unified form (expression, shift,
+  alpha init), see :class:`FunctionEntry`;
+- a **unit** is one function on one proxy with one hyperparameter point (one point of a
+  sweep, or the defaults); its seeds are its trials (:class:`Unit`);
+- a **trial** is a unit with a seed, identified by its trial key (:mod:`.keys`);
+- a **run** is one execution of a trial, possibly stopped early at an epoch budget
+  (early stopping re-runs the same deterministic trial to longer budgets).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from funcsearch.errors import ConfigError, FuncsearchError, InputError
+from funcsearch.search.config import FUNCTION_FIELDS, SearchConfig
+from funcsearch.search.keys import digest, trial_key, unit_key
+
+#: per-epoch metric used to rank at early-stopping rungs, and whether higher is better
+EPOCH_METRICS: dict[str, tuple[str, bool]] = {"vit": ("test_acc", True), "dit": ("heldout_loss", False)}
+
+
+@dataclass(frozen=True)
+class FunctionEntry:
+    """A function to train, in the unified form ``gamma * f(alpha*x + s) + beta``."""
+
+    name: str
+    expression: str | None          # None for layernorm / rmsnorm
+    shift: str
+    alpha_init: float
+    is_baseline: bool
+    family: str = ""
+    names: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def is_norm(self) -> bool:
+        return self.expression is None
+
+
+@dataclass
+class Unit:
+    """One function on one proxy at one hyperparameter point; ``trials`` maps seed -> key."""
+
+    key: str
+    function: FunctionEntry
+    proxy: str
+    hyperparameters: dict[str, Any]
+    overrides: dict[str, Any]
+    shift: str
+    alpha_init: float
+    config: dict[str, Any]          # resolved proxy config
+    data: str | None
+    trials: dict[int, str]
+    primary_metric: str
+    higher_is_better: bool
+    study: str | None = None        # Optuna study name when swept
+    optuna_number: int | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.trials)
+
+    @property
+    def label(self) -> str:
+        point = ",".join(f"{k}={v}" for k, v in self.hyperparameters.items())
+        return f"{self.function.name} [{self.proxy}{' ' + point if point else ''}]"
+
+    def spec(self, seed: int) -> dict[str, Any]:
+        """The ``TrialSpec`` (as a dict) of this unit's trial with ``seed``."""
+        return {
+            "proxy": self.proxy,
+            "function": {"name": self.function.name, "expression": self.function.expression,
+                         "shift": self.shift, "alpha_init": self.alpha_init},
+            "seed": seed,
+            "overrides": dict(self.overrides),
+            "data": self.data,
+        }
+
+    def plan_rows(self) -> list[dict[str, Any]]:
+        return [{"trial_key": key, "unit_key": self.key, "candidate": self.function.name,
+                 "is_baseline": self.function.is_baseline, "proxy": self.proxy, "seed": seed,
+                 "hyperparameters": self.hyperparameters} for seed, key in self.trials.items()]
+
+
+@dataclass
+class FunctionSelection:
+    """The functions of a search and what was left out (with the reason)."""
+
+    functions: list[FunctionEntry]
+    dropped: list[tuple[str, str]] = field(default_factory=list)   # (name, reason)
+
+
+# -- functions -------------------------------------------------------------------------------
+
+def select_functions(config: SearchConfig) -> FunctionSelection:
+    """Baselines, then candidates (families and named/expressions), filtered and deduplicated."""
+    from funcsearch.expressions import fingerprint
+    from funcsearch.named import BASELINES, resolve_function
+
+    functions: list[FunctionEntry] = []
+    dropped: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str, float], str] = {}
+    defaults = config.function
+
+    def add(entry: FunctionEntry) -> None:
+        ident = entry.expression and fingerprint(entry.expression)
+        identity = (ident or f"norm:{entry.name}", entry.shift, entry.alpha_init)
+        if identity in seen:
+            dropped.append((entry.name, f"same function as {seen[identity]}"))
+            return
+        seen[identity] = entry.name
+        functions.append(entry)
+
+    for index, name in enumerate(config.baselines):
+        expression = BASELINES[name]
+        shift = "none" if expression is None or name == "dyt" else defaults.shift
+        add(FunctionEntry(name, expression, shift, defaults.alpha_init if expression else 0.5,
+                          True, family="baselines", names=(name,)))
+
+    candidates = _load_candidates(config)
+    if config.candidates.only is not None:
+        patterns = config.candidates.only
+        candidates = [c for c in candidates
+                      if any(fnmatch.fnmatchcase(n, p) for n in (c.name, *c.names) for p in patterns)]
+    for index, text in enumerate(config.candidates.functions):
+        try:
+            name, expression = resolve_function(text)
+        except FuncsearchError as exc:
+            raise config.error(str(getattr(exc, "message", exc)), "candidates", "functions", index) from None
+        if expression is None:
+            raise config.error(f"{name} is a statistics-based norm: list it under baselines",
+                               "candidates", "functions", index)
+        candidates.append(FunctionEntry(name, expression, defaults.shift, defaults.alpha_init,
+                                        False, family="functions", names=(name,)))
+
+    required = config.candidates.require
+    profile = _profile(config) if required else None
+    kept = []
+    for entry in candidates:
+        if profile is not None:
+            reason = _property_reason(entry, required, profile)
+            if reason:
+                dropped.append((entry.name, reason))
+                continue
+        kept.append(entry)
+    if config.candidates.limit is not None:
+        for entry in kept[config.candidates.limit:]:
+            dropped.append((entry.name, f"beyond candidates.limit ({config.candidates.limit})"))
+        kept = kept[:config.candidates.limit]
+    for entry in kept:
+        add(entry)
+    if not functions:
+        raise config.error("no function left to train (every candidate was filtered out)", "candidates")
+    return FunctionSelection(functions, dropped)
+
+
+def _resolve_path(config: SearchConfig, text: str) -> Path:
+    """A path as written, relative to the working directory, else to the config's folder."""
+    path = Path(text)
+    if path.is_absolute() or path.exists() or config.source is None:
+        return path
+    beside = Path(config.source).parent / path
+    return beside if beside.exists() else path
+
+
+def _load_candidates(config: SearchConfig) -> list[FunctionEntry]:
+    if not config.candidates.paths:
+        return []
+    from funcsearch.candidates import load_candidates
+
+    paths = []
+    for index, text in enumerate(config.candidates.paths):
+        path = _resolve_path(config, text)
+        if not path.exists():
+            raise config.error(f"no such file or folder: {text}", "candidates", "paths", index)
+        paths.append(path)
+    defaults = config.function
+    return [FunctionEntry(c.name, c.expression, defaults.shift, defaults.alpha_init, False,
+                          family=c.family, names=tuple(c.names), description=c.description)
+            for c in load_candidates(paths)]
+
+
+def _profile(config: SearchConfig) -> Any:
+    from funcsearch.properties import load_profile
+
+    profile = config.candidates.profile
+    return load_profile(_resolve_path(config, profile) if profile else None)
+
+
+def _property_reason(entry: FunctionEntry, required: list[str], profile: Any) -> str:
+    from funcsearch.properties import check_properties
+
+    report = check_properties(entry.expression or entry.name, profile)
+    failed = [f"{name}: {report.checks[name].detail}" for name in required if not report.passed[name]]
+    if not report.compiles:
+        failed.append(f"compile: {report.compile_check.reason if report.compile_check else '?'}")
+    return "; ".join(failed)
+
+
+# -- units -----------------------------------------------------------------------------------
+
+def proxy_info(proxy: str) -> Any:
+    """The proxies registry entry (imports torch, so only when planning)."""
+    from funcsearch.proxies import PROXIES
+
+    return PROXIES[proxy]
+
+
+def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any],
+                         where: tuple[str | int, ...]) -> dict[str, Any]:
+    """The proxy's full config after the search's overrides and ``extra`` (sweep values)."""
+    overrides = {**config.proxies[proxy].overrides, **extra}
+    try:
+        return proxy_info(proxy).config_class.from_overrides(overrides).model_dump(mode="json")
+    except InputError as exc:
+        key = exc.field
+        if key in extra:
+            path: tuple[str | int, ...] = (*where, key)
+        elif key is not None:
+            path = ("proxies", proxy, "overrides", key)
+        else:
+            path = ("proxies", proxy, "overrides")
+        raise config.error(exc.message, *path) from None
+
+
+def check_sweep_params(config: SearchConfig) -> None:
+    """Every swept name is a unified-form field or a setting of each swept proxy."""
+    if config.sweep is None:
+        return
+    for proxy in sweep_proxies(config):
+        fields = proxy_info(proxy).config_class.model_fields
+        for name in config.sweep.params:
+            if name not in FUNCTION_FIELDS and name not in fields:
+                raise config.error(f"{name!r} is neither {' nor '.join(FUNCTION_FIELDS)} "
+                                   f"nor a {proxy} setting", "sweep", "params", name)
+        if "shift" in config.sweep.params:
+            for value in config.sweep.params["shift"].values or []:
+                if value not in ("scalar", "vector", "none"):
+                    raise config.error(f"shift must be scalar, vector or none (got {value!r})",
+                                       "sweep", "params", "shift")
+
+
+def sweep_proxies(config: SearchConfig) -> list[str]:
+    if config.sweep is None:
+        return []
+    chosen = config.sweep.proxies or list(config.proxies)
+    for proxy in chosen:
+        if proxy not in config.proxies:
+            raise config.error(f"sweep names proxy {proxy!r}, which the search does not train",
+                               "sweep", "proxies")
+    return chosen
+
+
+def make_unit(config: SearchConfig, function: FunctionEntry, proxy: str,
+              hyperparameters: dict[str, Any]) -> Unit:
+    """The unit of ``function`` on ``proxy`` with swept ``hyperparameters`` applied."""
+    point = dict(hyperparameters)
+    shift, alpha = function.shift, function.alpha_init
+    if not function.is_norm:
+        shift = point.get("shift", shift) if function.name != "dyt" else "none"
+        alpha = float(point.get("alpha_init", alpha))
+    applied = {k: v for k, v in point.items() if k not in FUNCTION_FIELDS}
+    if function.is_norm:  # the unified-form fields mean nothing to LayerNorm / RMSNorm
+        point = applied
+    elif function.name == "dyt":
+        point.pop("shift", None)
+    resolved = resolve_proxy_config(config, proxy, applied, ("sweep", "params"))
+    settings = config.proxies[proxy]
+    data = str(_resolve_path(config, settings.data).resolve()) if settings.data else None
+    info = proxy_info(proxy)
+    common = dict(name=function.name, expression=function.expression, shift=shift,
+                  alpha_init=alpha, proxy=proxy, resolved_config=resolved, data=data)
+    trials = {seed: trial_key(seed=seed, **common) for seed in config.seeds}
+    return Unit(
+        key=unit_key(**common), function=function, proxy=proxy, hyperparameters=point,
+        overrides={**settings.overrides, **applied}, shift=shift, alpha_init=alpha,
+        config=resolved, data=data, trials=trials, primary_metric=info.primary_metric,
+        higher_is_better=info.higher_is_better,
+    )
+
+
+def study_name(config: SearchConfig, function: FunctionEntry, proxy: str) -> str:
+    """Optuna study of one function on one proxy (changes when the sweep or proxy config does)."""
+    assert config.sweep is not None
+    tag = digest({"sweep": config.sweep.model_dump(mode="json"),
+                  "proxy": config.proxies[proxy].model_dump(mode="json"),
+                  "seeds": config.seeds, "function": [function.expression or function.name,
+                                                      function.shift, function.alpha_init]}, 10)
+    return f"{config.name}|{function.name}|{proxy}|{tag}"
+
+
+def epoch_metric(config: SearchConfig, proxy: str) -> tuple[str, bool]:
+    """Per-epoch metric (and direction) used by early stopping on ``proxy``."""
+    halving = config.early_stopping.halving
+    default, higher = EPOCH_METRICS.get(proxy, ("train_loss", False))
+    if halving is not None and proxy in halving.metric:
+        name = halving.metric[proxy]
+        return name, (name == default and higher) or "acc" in name
+    return default, higher
+
+
+def hyperparameters_json(point: dict[str, Any]) -> str:
+    return json.dumps(point, sort_keys=True)

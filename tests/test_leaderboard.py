@@ -1,0 +1,140 @@
+"""Leaderboard statistics against a case computed by hand, and its output formats."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from funcsearch.leaderboard import leaderboard
+
+T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom
+
+VIT = {  # seeds 0, 1, 2 ; None = diverged ; higher is better
+    "layernorm": [0.90, 0.92, 0.94], "derf": [0.80, 0.85, 0.90],
+    "A": [0.95, 0.96, 0.97], "B": [0.91, 0.90, 0.97], "C": [None, None, None], "D": [0.99, 0.99, None],
+}
+DIT = {  # lower is better
+    "layernorm": [10, 11, 12], "derf": [9, 10, 11], "A": [12, 12, 12], "B": [8, 8.5, 9],
+    "C": [20, 21, 22], "D": [9.5, 9.5, 9.6],
+}
+
+
+def frame() -> pd.DataFrame:
+    rows = []
+    for proxy, table, metric, higher in (("vit", VIT, "test_acc", True), ("dit", DIT, "fid", False)):
+        for name, scores in table.items():
+            for seed, score in enumerate(scores):
+                rows.append({
+                    "trial_key": f"{proxy}-{name}-{seed}", "unit_key": f"{proxy}-{name}",
+                    "candidate": name, "expression": None if name == "layernorm" else f"{name}(x)",
+                    "is_baseline": name in ("layernorm", "derf"), "proxy": proxy, "seed": seed,
+                    "hyperparameters": "{}", "status": "ok" if score is not None else "diverged",
+                    "score": math.nan if score is None else float(score), "primary_metric": metric,
+                    "higher_is_better": higher, "epochs_done": 3 if score is not None else 1,
+                })
+    return pd.DataFrame(rows)
+
+
+def test_per_proxy_statistics_match_the_hand_computation() -> None:
+    vit = leaderboard(frame()).proxies["vit"].set_index("candidate")
+    ln = vit.loc["layernorm"]
+    assert ln["mean"] == pytest.approx(0.92) and ln["std"] == pytest.approx(0.02)
+    half = T_975_2 * 0.02 / math.sqrt(3)  # 0.0496828
+    assert (ln["ci95_low"], ln["ci95_high"]) == pytest.approx((0.92 - half, 0.92 + half))
+    assert (ln["ok"], ln["diverged"]) == (3, 0)
+    d = vit.loc["D"]
+    assert (d["ok"], d["diverged"], d["mean"]) == (2, 1, pytest.approx(0.99))
+    c = vit.loc["C"]
+    assert (c["ok"], c["diverged"]) == (0, 3) and math.isnan(c["mean"])
+
+
+def test_ranks_put_any_divergence_after_clean_runs_and_all_diverged_last() -> None:
+    board = leaderboard(frame())
+    assert list(board.proxies["vit"]["candidate"]) == ["A", "B", "layernorm", "derf", "D", "C"]
+    assert list(board.proxies["vit"]["rank"]) == [1, 2, 3, 4, 5, 6]
+    assert list(board.proxies["dit"]["candidate"]) == ["B", "D", "derf", "layernorm", "A", "C"]
+
+
+def test_paired_comparison_with_the_best_baseline() -> None:
+    board = leaderboard(frame())
+    vit = board.proxies["vit"].set_index("candidate")
+    assert set(vit["best_baseline"]) == {"layernorm"}
+    a = vit.loc["A"]  # paired differences 0.05, 0.04, 0.03: mean 0.04, sd 0.01
+    half = T_975_2 * 0.01 / math.sqrt(3)
+    assert a["diff_vs_best_baseline"] == pytest.approx(0.04)
+    assert (a["diff_ci95_low"], a["diff_ci95_high"]) == pytest.approx((0.04 - half, 0.04 + half))
+    assert a["beats_best_baseline"] == "yes"
+    b = vit.loc["B"]  # differences 0.01, -0.02, 0.03: mean 0.00667, sd 0.0251661
+    assert b["diff_vs_best_baseline"] == pytest.approx(0.02 / 3)
+    assert b["diff_ci95_high"] - b["diff_ci95_low"] == pytest.approx(2 * 0.0625160948)
+    assert b["beats_best_baseline"] == "within noise"
+    # derf: -0.10, -0.07, -0.04 -> mean -0.07, sd 0.03, half-width 0.0745: the CI touches 0
+    assert vit.loc["derf", "diff_ci95_high"] == pytest.approx(-0.07 + T_975_2 * 0.03 / math.sqrt(3))
+    assert vit.loc["derf", "beats_best_baseline"] == "within noise"
+    assert vit.loc["D", "pairs"] == 2 and vit.loc["C", "beats_best_baseline"] == "n/a"
+    dit = board.proxies["dit"].set_index("candidate")
+    assert set(dit["best_baseline"]) == {"derf"}  # lower fid wins on dit
+    # B: signed differences (lower is better) 1, 1.5, 2 -> mean 1.5, sd 0.5, CI [0.258, 2.742]
+    assert dit.loc["B", "diff_vs_best_baseline"] == pytest.approx(1.5)
+    assert dit.loc["B", "diff_ci95_low"] == pytest.approx(1.5 - T_975_2 * 0.5 / math.sqrt(3))
+    assert dit.loc["B", "beats_best_baseline"] == "yes"
+    # A: -3, -2, -1 -> mean -2, sd 1, CI [-4.48, 0.48]; C: -11, -11, -11 -> sd 0, all below 0
+    assert dit.loc["A", "beats_best_baseline"] == "within noise"
+    assert dit.loc["C", "beats_best_baseline"] == "worse"
+
+
+def test_aggregate_rank_and_rank_agreement() -> None:
+    board = leaderboard(frame())
+    agg = board.aggregate.set_index("candidate")
+    assert agg.loc["B", "mean_rank"] == 1.5 and agg.loc["A", "mean_rank"] == 3.0
+    assert list(board.aggregate["candidate"][:2]) == ["B", "A"]
+    assert agg.loc["C", "aggregate_rank"] == 6 and agg.loc["D", "aggregate_rank"] == 3
+    between = board.proxy_agreement.iloc[0]  # sum d^2 = 28 over 6 functions
+    assert between["spearman"] == pytest.approx(1 - 6 * 28 / (6 * 35))
+    assert (between["ci95_low"], between["ci95_high"]) == pytest.approx((-0.745304, 0.878183), abs=1e-5)
+    seeds = board.seed_agreement.set_index("proxy").loc["vit"]
+    assert seeds["seed_pairs"] == 3  # pairs (0,1), (0,2), (1,2): 0.942857, 0.264820, 0.176547
+    assert seeds["mean_spearman"] == pytest.approx((0.942857 + 0.264820 + 0.176547) / 3, abs=1e-5)
+    assert seeds["max_spearman"] == pytest.approx(1 - 6 * 2 / 210)
+
+
+def test_one_proxy_only() -> None:
+    board = leaderboard(frame(), proxy="dit")
+    assert list(board.proxies) == ["dit"] and not len(board.proxy_agreement)
+
+
+def test_formats_carry_the_numbers(tmp_path: Path) -> None:
+    board = leaderboard(frame())
+    md = board.render("md")
+    assert "## vit (test_acc, higher is better)" in md and "| 1 | A | candidate |" in md
+    assert "Spearman dit vs vit: +0.20 95% CI [-0.7453, 0.8782], 6 functions" in md
+    csv = board.render("csv")
+    assert csv.splitlines()[0].startswith("proxy,rank,candidate,kind")
+    assert len(csv.splitlines()) == 1 + 12
+    html = board.render("html")
+    assert html.count("<table>") == 3 and "<td>A</td>" in html
+
+
+def test_leaderboard_command_reads_a_results_folder(tmp_path: Path) -> None:
+    from funcsearch.cli import app
+    from funcsearch.search.store import ResultsStore, frame_table
+
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "results" / "demo"
+    folder.mkdir(parents=True)
+    pq.write_table(frame_table(frame()), ResultsStore(folder).consolidated_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["leaderboard", str(folder), "--format", "csv", "--proxy", "vit"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("vit,1.0,A,candidate")
+    result = runner.invoke(app, ["leaderboard", str(folder)])
+    assert result.exit_code == 0 and "aggregate rank" in result.output
+    out = tmp_path / "lb.png"
+    result = runner.invoke(app, ["plot", "leaderboard", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,118 @@
+"""Search config schema: valid configs load, and every error names file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from funcsearch.errors import ConfigError
+from funcsearch.search.config import load_search_config
+from funcsearch.search.plan import check_sweep_params, make_unit, select_functions
+
+REPO = Path(__file__).resolve().parents[1]
+
+VALID = """\
+name: demo
+candidates:
+  functions: [isru, "x/(1+abs(x))"]
+baselines: [layernorm, dyt]
+proxies:
+  vit:
+    overrides:
+      epochs: 2
+seeds: [0, 1]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "search.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config = load_search_config(path)
+        select_functions(config)
+        check_sweep_params(config)
+        for function in select_functions(config).functions:
+            for proxy in config.proxies:
+                make_unit(config, function, proxy, {})
+    return str(info.value)
+
+
+def test_shipped_configs_validate() -> None:
+    paths = sorted((REPO / "search_configs").glob("*.yaml"))
+    assert REPO / "search_configs" / "quickstart.yaml" in paths
+    for path in paths:
+        config = load_search_config(path)
+        assert config.name == path.stem
+        assert select_functions(config).functions
+
+
+def test_valid_config_has_defaults_and_filters_nothing_it_should_keep(tmp_path: Path) -> None:
+    config = load_search_config(write(tmp_path, VALID))
+    assert config.resources.cpus_per_trial == 1 and config.resources.threads_per_trial == 1
+    assert config.results_folder() == Path("results/demo")
+    names = [f.name for f in select_functions(config).functions]
+    assert names == ["layernorm", "dyt", "isru", "x/(1 + abs(x))"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (VALID.replace("seeds: [0, 1]", "seeds: [0, 0]"), "search.yaml:9: seeds: seeds must be distinct"),
+    (VALID.replace("      epochs: 2", "      epochs: 2\n    bogus: 1"), "search.yaml:9: proxies.vit.bogus:"),
+    (VALID.replace("  vit:", "  vot:"), "search.yaml:6: proxies.vot:"),
+    (VALID.replace("name: demo\n", ""), "search.yaml:1: name: field required"),
+    (VALID.replace("[layernorm, dyt]", "[layernorm, groupnorm]"), "search.yaml:4: baselines[1]:"),
+    (VALID + "resources:\n  concurrency: 0\n", "search.yaml:11: resources.concurrency:"),
+    (VALID + "sweep:\n  params:\n    lr: {low: 1.0, high: 0.1}\n",
+     "search.yaml:12: sweep.params.lr: low (1.0) must be below high (0.1)"),
+    (VALID + "proxies: {}\n", "duplicate key 'proxies'"),
+    (VALID.replace("name: demo", "name: ../escape"), "search.yaml:1: name:"),
+])
+def test_schema_errors_name_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(tmp_path, text)
+
+
+def test_bad_proxy_override_is_located_at_its_line(tmp_path: Path) -> None:
+    message = error_of(tmp_path, VALID.replace("epochs: 2", "epochs: -3"))
+    assert "search.yaml:8: proxies.vit.overrides.epochs:" in message
+    message = error_of(tmp_path, VALID.replace("epochs: 2", "epoch: 2"))
+    assert "search.yaml:8: proxies.vit.overrides.epoch: unknown vit setting 'epoch'" in message
+
+
+def test_bad_candidate_expression_is_located(tmp_path: Path) -> None:
+    message = error_of(tmp_path, VALID.replace('"x/(1+abs(x))"', '"__import__(1)"'))
+    assert "search.yaml:3: candidates.functions[1]:" in message
+
+
+def test_unknown_sweep_param_is_located(tmp_path: Path) -> None:
+    message = error_of(tmp_path, VALID + "sweep:\n  params:\n    learning_rate: {values: [0.1]}\n")
+    assert "search.yaml:12: sweep.params.learning_rate: 'learning_rate' is neither" in message
+
+
+def test_missing_family_path_is_located(tmp_path: Path) -> None:
+    message = error_of(tmp_path, VALID.replace("  functions:", "  paths: [nope/none.yaml]\n  functions:"))
+    assert "search.yaml:3: candidates.paths[0]: no such file or folder" in message
+
+
+def test_property_filter_drops_failing_candidates_with_the_reason(tmp_path: Path) -> None:
+    config = load_search_config(write(tmp_path, VALID.replace("isru,", '"erf(x+2)",')))
+    selection = select_functions(config)
+    (name, reason), = selection.dropped
+    assert name == "erf(2 + x)" and reason.startswith("zero_centred:")
+    assert name not in [f.name for f in selection.functions]
+    config.candidates.require = ["bounded"]  # erf(x+2) is bounded: kept
+    assert name in [f.name for f in select_functions(config).functions]
+
+
+def test_candidate_equal_to_a_baseline_is_trained_once(tmp_path: Path) -> None:
+    config = load_search_config(write(tmp_path, VALID.replace("isru,", "erf, tanh,")
+                                      .replace("[layernorm, dyt]", "[derf, dyt]")))
+    selection = select_functions(config)
+    names = [f.name for f in selection.functions]
+    assert names.count("derf") == 1 and "erf" not in names
+    assert "tanh" in names  # dyt has no shift, tanh (scalar shift) is another function
+    assert ("erf", "same function as derf") in selection.dropped

@@ -1,0 +1,119 @@
+"""Results store: atomic per-trial rows, consolidation, the folder lock, stable keys."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from funcsearch.search.keys import trial_key
+from funcsearch.search.store import ResultsStore, SearchLockedError
+
+
+def row(key: str, status: str = "ok", score: float = 0.9, **extra: object) -> dict[str, object]:
+    return {"trial_key": key, "unit_key": "u", "search": "s", "candidate": f"c-{key}",
+            "expression": "erf(x)", "names": "[]", "family": "f", "is_baseline": False, "proxy": "vit",
+            "seed": 0, "shift": "scalar", "alpha_init": 0.5, "hyperparameters": "{}", "overrides": "{}",
+            "status": status, "message": None, "stop_epoch": None, "epochs_done": 3,
+            "primary_metric": "test_acc", "higher_is_better": True, "score": score, "metrics": "{}",
+            "curve": "[]", "diverged_step": None, "wall_time_s": 1.0, "node": "n", "started_at": "a",
+            "finished_at": "b", "versions": "{}", "config": "{}", "config_hash": "h",
+            "search_config_hash": "h", "metric.test_acc": score, **extra}
+
+
+def test_rows_are_written_one_file_each_and_consolidated(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "r")
+    with store.locked():
+        store.write(row("a"))
+        store.write(row("b", status="diverged", score=math.nan, **{"metric.test_loss": 2.5}))
+        assert sorted(p.name for p in store.trials_dir.iterdir()) == ["a.parquet", "b.parquet"]
+        store.write(row("a", score=0.7))  # a newer row of the same trial replaces the old one
+        frame = store.read()
+        assert sorted(frame["trial_key"]) == ["a", "b"]
+        assert frame.set_index("trial_key").loc["a", "score"] == 0.7
+        store.consolidate()
+        assert not list(store.trials_dir.iterdir())
+        store.write(row("c"))
+    frame = ResultsStore(tmp_path / "r").read()
+    assert sorted(frame["trial_key"]) == ["a", "b", "c"]
+    b = frame.set_index("trial_key").loc["b"]
+    assert b["status"] == "diverged" and math.isnan(b["score"]) and b["metric.test_loss"] == 2.5
+    assert not [p for p in (tmp_path / "r").rglob("*.tmp")]
+
+
+def test_writing_needs_the_lock(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        ResultsStore(tmp_path).write(row("a"))
+
+
+def test_a_second_search_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom funcsearch.search.store import ResultsStore\n"
+         f"with ResultsStore({str(tmp_path)!r}).locked():\n"
+         "    print('locked', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SearchLockedError) as info:
+            with ResultsStore(tmp_path).locked():
+                pass
+        assert "another search is writing this results folder" in str(info.value)
+        assert f"pid {holder.pid}" in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    with ResultsStore(tmp_path).locked():  # the lock dies with its holder
+        pass
+
+
+def test_current_rows_follow_the_latest_plan(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path)
+    with store.locked():
+        store.write(row("old"))
+        store.write(row("new"))
+        store.write_plan([{"trial_key": "new", "candidate": "renamed", "is_baseline": True}])
+    current = store.read_current()
+    assert list(current["trial_key"]) == ["new"]
+    assert current.loc[0, "candidate"] == "renamed" and bool(current.loc[0, "is_baseline"])
+    assert json.loads((tmp_path / "plan.json").read_text())[0]["trial_key"] == "new"
+
+
+def test_trial_key_changes_with_what_changes_the_run_only() -> None:
+    base = dict(name="erf", expression="erf(x)", shift="scalar", alpha_init=0.5, proxy="vit",
+                seed=0, resolved_config={"epochs": 3, "lr": 0.001}, data=None)
+    key = trial_key(**base)
+    assert key == trial_key(**base) and len(key) == 16
+    assert trial_key(**{**base, "name": "derf"}) == key                   # names are not identity
+    assert trial_key(**{**base, "resolved_config": {"lr": 1e-3, "epochs": 3}}) == key
+    for change in ({"seed": 1}, {"proxy": "dit"}, {"alpha_init": 1.0}, {"shift": "none"},
+                   {"expression": "tanh(x)"}, {"resolved_config": {"epochs": 4, "lr": 0.001}},
+                   {"data": "/d.npz"}):
+        assert trial_key(**{**base, **change}) != key, change
+
+
+def test_rows_are_durable_even_if_the_writer_is_killed(tmp_path: Path) -> None:
+    """A writer killed mid-stream leaves either the old row or the new one, never a torn file."""
+    code = (
+        "import sys\nsys.path.insert(0, %r)\nfrom test_search_store import row\n"
+        "from funcsearch.search.store import ResultsStore\n"
+        "store = ResultsStore(%r)\n"
+        "with store.locked():\n"
+        "    i = 0\n"
+        "    while True:\n"
+        "        store.write(row('k%%d' %% (i %% 5), score=i / 1e6)); i += 1\n"
+    ) % (str(Path(__file__).parent), str(tmp_path))
+    writer = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 30
+    while len(list((tmp_path / "trials").glob("*.parquet"))) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    writer.kill()
+    writer.wait()
+    frame = ResultsStore(tmp_path).read()  # every file parses
+    assert sorted(frame["trial_key"]) == [f"k{i}" for i in range(5)]
