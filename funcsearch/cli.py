@@ -71,6 +71,70 @@ def train_command(
     typer.echo(json.dumps(result.model_dump(exclude=None if curve else {"curve"}), indent=2))
 
 
+@app.command("search")
+def search_command(
+    config: str = typer.Argument(..., help="search config YAML, e.g. search_configs/quickstart.yaml"),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster to use: 'auto' or ray://host:port (default: start a local one)"),
+    output: str | None = typer.Option(
+        None, "--output", help="parent folder of the results (default: the config's output, 'results')"),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="trials at once"),
+) -> None:
+    """Train every candidate and baseline on every proxy and seed, on Ray; resumes where it stopped."""
+    from funcsearch.leaderboard import rich_renderables
+    from funcsearch.search import run_search
+
+    outcome = run_search(config, address=address, output=output, concurrency=concurrency,
+                         console=console)
+    if outcome.leaderboard is not None:
+        wide = console if console.is_terminal else Console(width=160)
+        for part in rich_renderables(outcome.leaderboard):
+            wide.print(part)
+    console.print(f"{outcome.runs} runs in {outcome.wall_time_s:.0f} s; results, leaderboard.md and "
+                  f"leaderboard.csv in {outcome.folder}", highlight=False)
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/quickstart"),
+    proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv or html"),
+    out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+) -> None:
+    """Rank the functions of a search: mean, spread and 95% interval over seeds, per proxy."""
+    from funcsearch.errors import InputError
+    from funcsearch.leaderboard import FORMATS, leaderboard, rich_renderables
+
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", field="--format")
+    board = leaderboard(results, proxy=proxy)
+    if fmt == "table" and out is None:
+        wide = console if console.is_terminal else Console(width=160)  # pipes: no 80-column wrap
+        for part in rich_renderables(board):
+            wide.print(part)
+        return
+    text = board.render("md" if fmt == "table" else fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        console.print(f"wrote {out}")
+
+
+@plot_app.command("leaderboard")
+def plot_leaderboard_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/quickstart"),
+    out: str = typer.Option(..., "--out", help="image file (.png, .pdf or .svg)"),
+    proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
+    top: int | None = typer.Option(None, "--top", min=1, help="only the best N per proxy"),
+) -> None:
+    """Scores per proxy with their 95% intervals over seeds, in rank order."""
+    from funcsearch.plots.leaderboard import plot_leaderboard
+
+    console.print(f"wrote {plot_leaderboard(results, out, proxy=proxy, top=top)}")
+
+
 @app.command("candidates")
 def candidates_command(
     paths: list[str] = typer.Argument(..., help="family YAML files or folders, e.g. candidates/"),
