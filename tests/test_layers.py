@@ -192,6 +192,41 @@ def test_inplace_and_functional_backwards_agree(kind) -> None:
         assert a.shape == c.shape and torch.allclose(a, c, atol=1e-12)
 
 
+@pytest.mark.parametrize("frozen", ["input", "parameters"])
+def test_fast_path_gradients_when_only_some_inputs_need_them(frozen) -> None:
+    for kind, fn in (("erf", torch.erf), ("tanh", torch.tanh)):
+        x, alpha, s, w, b = _inputs("scalar", True, dtype=torch.float32, shape=(4, 5, 6))
+        if frozen == "input":
+            x.requires_grad_(False)
+        else:
+            for t in (alpha, s, w, b):
+                t.requires_grad_(False)
+        wanted = [t for t in (x, alpha, s, w, b) if t.requires_grad]
+        upstream = torch.randn(4, 5, 6)
+        fast = torch.autograd.grad(fast_pointwise(x, alpha, s, w, b, kind), wanted, upstream)
+        plain = torch.autograd.grad(plain_formula(fn, x, alpha, s, w, b), wanted, upstream)
+        for a, c in zip(fast, plain):
+            assert torch.allclose(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_takes_the_fast_path_for_large_inputs_only() -> None:
+    layer = Derf(64)
+    big = layer(torch.randn(32, 64, 64, requires_grad=True))
+    small = layer(torch.randn(2, 3, 64, requires_grad=True))
+    assert "FastPointwise" in type(big.grad_fn).__name__
+    assert "FastPointwise" not in type(small.grad_fn).__name__
+
+
+def test_compiled_paths_erf_and_tanh_helpers_are_float32_accurate() -> None:
+    z = torch.cat([torch.linspace(-12, 12, 20001, dtype=torch.float64),
+                   torch.logspace(-30, 0, 301, dtype=torch.float64)])
+    z32 = z.float()
+    tanh = fast_module.tanh_exp2(z32).double()
+    assert ((tanh - torch.tanh(z)).abs() <= 4e-7 * torch.tanh(z).abs().clamp_min(1e-30)).all()
+    erf = fast_module.erf_from_gaussian(z32, torch.exp(-z32 * z32)).double()
+    assert (erf - torch.erf(z)).abs().max() < 1e-6
+
+
 def test_fast_path_saves_only_inputs() -> None:
     x, alpha, s, w, b = _inputs("scalar", True, dtype=torch.float32)
     y = fast_pointwise(x, alpha, s, w, b, "erf")
