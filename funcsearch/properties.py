@@ -26,10 +26,10 @@ the reference on one sorted, symmetric grid per function.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -191,7 +191,6 @@ class PropertyReport:
     compile_check: CompileCheck | None = None
     require_finite_gradient: bool = False
     problem: str | None = None  # set when the function cannot be checked at all
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> dict[str, bool]:

@@ -267,3 +267,11 @@ def test_plot_marks_show_the_failing_property():
     marks = dict((text.split()[1], passed) for text, passed in
                  property_marks(check_properties("sin(x)", compile_check=False)))
     assert marks == {"zero-c": True, "bounded": True, "centre": True, "monotonic": False}
+
+
+@pytest.mark.slow
+def test_catalog_and_studies_load_together_without_name_conflicts():
+    together = load_candidates([CANDIDATES, STUDIES])
+    names = [name for candidate in together for name in candidate.names]
+    assert len(names) == len(set(names))
+    assert find_candidate(together, "dampx").names == find_candidate(together, "rationalbump").names
