@@ -47,7 +47,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 
 from funcsearch.errors import ConfigError, ExpressionError
 from funcsearch.expressions import parse_expression
-from funcsearch.transforms import TRANSFORMS, apply_transform, as_number, step_label
+from funcsearch.transforms import TRANSFORMS, apply_transform, as_number, format_value, step_label
 from funcsearch.yamlio import YamlDocument, format_loc, load_yaml, parse_yaml, validate_yaml
 
 __all__ = ["Step", "Base", "Family", "RawCandidate", "load_family", "parse_family", "expand_family",
@@ -221,6 +221,8 @@ def _value_option(family: Family, transform: str, value: Value,
         number = constant
         label_value: float | str = parsed.text
         numeric = float(sp.N(constant, 17))
+        if constant.is_Rational and len(format_value(numeric)) <= 10:
+            label_value = numeric  # 1/2 is named like 0.5; 1/3 keeps its text
     else:
         number = as_number(value)
         label_value = value

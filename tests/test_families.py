@@ -74,7 +74,10 @@ def test_spelling_of_a_number_does_not_change_the_name():
     a = names_of(FAMILY)
     b = names_of(FAMILY.replace("[0.5, 1, 2.0]", "[0.50, 1.0, 2]"))
     c = names_of(FAMILY.replace("[0.5, 1, 2.0]", "[5e-1, 1e0, 2e0]"))  # YAML 1.1: text
-    assert a == b == c
+    d = names_of(FAMILY.replace("[0.5, 1, 2.0]", "[1/2, 2/2, 4/2]"))  # constant expressions
+    assert a == b == c == d
+    thirds = names_of(FAMILY.replace("[0.5, 1, 2.0]", "[1/3]"))
+    assert "erf|scale_x=1/3" in thirds
 
 
 def test_family_name_is_the_file_stem(tmp_path):
