@@ -6,9 +6,12 @@ built through: ``"layernorm"`` / ``"rmsnorm"`` give the classic baselines, anyth
 ``PointwiseNorm``.
 
 Speed: erf and tanh use :func:`funcsearch.layers.fast.fast_pointwise` (saves only the
-input). ``compile=True`` runs the formula through ``torch.compile``; it is off by default
-because its one-off cost (seconds per new function, more on a cold cache) is a large share
-of a one-minute proxy trial on one CPU thread; see ``benchmarks/bench_layers.py``.
+input) on inputs large enough for it to pay. ``compile=True`` runs the formula through
+``torch.compile``. It is off by default: on this project's CPU (one thread) the first step
+of the default ViT proxy took 14 s with it and its steps were no faster (25.9 vs 25.8 ms),
+because the proxy's norms are small and their cost is per-call overhead, not arithmetic;
+every new candidate expression pays 3-6 s of compilation again. Turn it on for large
+activations (``benchmarks/bench_layers.py`` shows the gain on a 64x65x256 input).
 """
 
 from __future__ import annotations
