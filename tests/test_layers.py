@@ -467,6 +467,21 @@ def test_convert_the_projects_vit_proxy() -> None:
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
+def test_convert_the_projects_dit_proxy_keeps_affine_off() -> None:
+    dit = pytest.importorskip("funcsearch.proxies.dit")
+    config = dit.DiTConfig(dim=16, depth=2, heads=2)
+    model = dit.DiT(config, 1, (8, 8), 10, lambda dim, site, affine=True: make_norm(
+        "layernorm", dim, affine=affine))
+    model, replaced = convert_norms(model, "erf")
+    assert [(r.name, r.site) for r in replaced] == [
+        ("blocks.0.norm_attn", "attn"), ("blocks.0.norm_mlp", "mlp"),
+        ("blocks.1.norm_attn", "attn"), ("blocks.1.norm_mlp", "mlp"),
+        ("final_layer.norm_final", "final")]
+    assert all(r.new.weight is None and r.new.bias is None for r in replaced)
+    images = torch.randn(2, 1, 8, 8)
+    assert model(images, torch.tensor([3, 500]), torch.tensor([1, 7])).shape == images.shape
+
+
 def test_import_funcsearch_does_not_import_ray_and_exports_the_layers() -> None:
     code = ("import sys, funcsearch; assert 'ray' not in sys.modules;"
             "from funcsearch import make_norm, convert_norms, PointwiseNorm, Derf, DyT")
