@@ -401,6 +401,19 @@ def test_state_dict_round_trips_through_a_fresh_conversion(tmp_path) -> None:
     assert torch.equal(model(x), fresh(x))
 
 
+def test_whole_converted_model_pickles_and_deep_copies(tmp_path) -> None:
+    import copy
+
+    model, _ = convert_norms(_encoder(), "isru")
+    model.eval()
+    x = torch.randn(2, 5, 16)
+    path = tmp_path / "whole.pt"
+    torch.save(model, path)
+    loaded = torch.load(path, weights_only=False)
+    assert torch.equal(model(x), loaded(x)) and torch.equal(model(x), copy.deepcopy(model)(x))
+    assert loaded.norm.fn_name == "isru"
+
+
 def test_convert_sites_globs_and_errors() -> None:
     model, replaced = convert_norms(_encoder(), "erf", sites=["final", "layers.0.*"])
     assert sorted(r.name for r in replaced) == ["layers.0.norm1", "layers.0.norm2", "norm"]

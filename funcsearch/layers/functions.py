@@ -81,6 +81,11 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+def from_expression(expression: str, name: str | None = None) -> PointwiseFunction:
+    """Resolve expression text (or a built-in name), displayed as ``name`` if given."""
+    return _resolve_text(expression, name)
+
+
 def _resolve_text(text: str, display_name: str | None) -> PointwiseFunction:
     from funcsearch.named import resolve_function  # lazy: the symbolic core is upstream
 

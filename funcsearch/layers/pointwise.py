@@ -26,7 +26,12 @@ from torch import Tensor, nn
 
 from funcsearch.errors import InputError
 from funcsearch.layers.fast import compiled_formula, fast_pointwise, plain_formula
-from funcsearch.layers.functions import NORM_NAMES, FunctionLike, resolve_pointwise
+from funcsearch.layers.functions import (
+    NORM_NAMES,
+    FunctionLike,
+    from_expression,
+    resolve_pointwise,
+)
 
 ShiftKind = Literal["scalar", "vector", "none"]
 
@@ -109,6 +114,22 @@ class PointwiseNorm(nn.Module):
     @property
     def fn(self):  # noqa: ANN201 - the element-wise callable
         return self.function.fn
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle (and deepcopy) the expression text, not the compiled closure; it is
+        compiled again through the safe parser on load."""
+        state = self.__dict__.copy()
+        function = self.function
+        if function.expression is not None:
+            state["function"] = (function.name, function.expression)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        function = state.get("function")
+        if isinstance(function, tuple):
+            name, expression = function
+            state["function"] = from_expression(expression, name)
+        super().__setstate__(state)
 
     def reset_parameters(self) -> None:
         """The paper's initial values: alpha = alpha_init, s = 0, gamma = 1, beta = 0."""
