@@ -100,7 +100,7 @@ def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool]
     ``on_epoch(epoch, metrics)`` returning True stops the run (status ``pruned``).
     ``torch.set_num_threads(threads)`` holds for the run (restored afterwards).
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     proxy = PROXIES[spec.proxy]
     config = proxy.config_class.from_overrides(spec.overrides)
     dataset = load_dataset(spec.data)
@@ -118,7 +118,8 @@ def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool]
         status, message, diverged_step = "diverged", f"non-finite {', '.join(bad)} at the end", outcome.steps
     metrics = {k: v for k, v in outcome.last_metrics.items() if k not in _BOOKKEEPING}
     metrics.update({k: v for k, v in report.final_metrics.items() if math.isfinite(v)})
-    details = {"steps": outcome.steps, "dataset": dataset.fingerprint, **report.details}
+    details = {"steps": outcome.steps, "dataset": dataset.fingerprint,
+               "cpu_time_s": time.process_time() - cpu_start, **report.details}
     return TrialResult(
         status=status, metrics=metrics, curve=outcome.curve, diverged_step=diverged_step,
         message=message, wall_time_s=time.perf_counter() - start, config=config.model_dump(),
