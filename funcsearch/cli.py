@@ -160,17 +160,25 @@ def candidates_command(
 
 @plot_app.command("shapes")
 def plot_shapes_command(
-    functions: list[str] = typer.Argument(..., help="built-in names (erf, tanh, ...), candidate "
+    functions: list[str] = typer.Argument(None, help="built-in names (erf, tanh, ...), candidate "
                                           "names from --from, or expressions such as 'erf(x+2)'"),
     out: str = typer.Option(..., "--out", help="image file (.png, .pdf or .svg)"),
     from_paths: list[str] = typer.Option([], "--from", help="family YAML file or folder whose "
-                                         "candidate names may be used (repeatable)"),
+                                         "candidate names may be used (repeatable), or a results "
+                                         "folder (results/<name>) whose best functions are drawn"),
+    top: int = typer.Option(8, "--top", min=1, help="with --from results/<name>: how many of the best"),
     profile: str | None = typer.Option(None, "--profile", help="property profile for the marks"),
 ) -> None:
     """A grid of function shapes with their derivatives and property marks."""
+    from funcsearch.leaderboard import is_results_folder, top_functions
     from funcsearch.plots.shapes import plot_shapes, resolve_shape_inputs
 
-    pairs = resolve_shape_inputs(functions, from_paths)
+    families = [p for p in from_paths if not is_results_folder(p)]
+    pairs = resolve_shape_inputs(functions or [], families)
+    for folder in (p for p in from_paths if is_results_folder(p)):
+        pairs += top_functions(folder, top)
+    if not pairs:
+        raise FuncsearchError("nothing to draw: give names or expressions, or --from results/<name>")
     console.print(f"wrote {plot_shapes(pairs, out, profile)}")
 
 

@@ -305,6 +305,27 @@ def _seed_agreement(frame: pd.DataFrame, primary: dict[str, tuple[str, bool]]) -
         "max_spearman", "ci95_low", "ci95_high"])
 
 
+def is_results_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a search's results folder (as opposed to a family file or folder)."""
+    path = Path(path)
+    return path.is_dir() and ((path / "plan.json").exists() or (path / "trials.parquet").exists())
+
+
+def top_functions(results: str | Path, top: int) -> list[tuple[str, str]]:
+    """``(name, expression)`` of the ``top`` best point-wise functions, by aggregate rank.
+
+    LayerNorm and RMSNorm have no point-wise shape and are skipped; unranked functions
+    (only failed trials) come last.
+    """
+    board = leaderboard(results)
+    frames = pd.concat([t[["candidate", "expression"]] for t in board.proxies.values()])
+    expressions = dict(zip(frames["candidate"], frames["expression"]))
+    order = list(board.aggregate["candidate"])
+    chosen = [(name, expressions[name]) for name in order
+              if isinstance(expressions.get(name), str) and expressions[name]]
+    return chosen[:top]
+
+
 # -- rendering ------------------------------------------------------------------------------
 
 def fmt(value: object, digits: int = 4) -> str:

@@ -33,7 +33,7 @@ def fake_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool
     if "sinh" in text:
         raise ValueError(f"boom: {text} is not supported by the fake trial")
     epochs = int(spec.overrides.get("epochs", 3))
-    quality = _quality(spec)
+    quality = _quality(spec) + (0.05 if spec.overrides.get("lr") == 0.003 else 0.0)
     curve: list[dict[str, float]] = []
     for epoch in range(1, epochs + 1):
         time.sleep(EPOCH_SECONDS)

@@ -23,6 +23,10 @@ DIT = {  # lower is better
 }
 
 
+EXPRESSIONS = {"layernorm": None, "derf": "erf(x)", "A": "tanh(x)", "B": "x/(1 + abs(x))", "C": "x",
+               "D": "atan(x)"}
+
+
 def frame() -> pd.DataFrame:
     rows = []
     for proxy, table, metric, higher in (("vit", VIT, "test_acc", True), ("dit", DIT, "fid", False)):
@@ -30,7 +34,7 @@ def frame() -> pd.DataFrame:
             for seed, score in enumerate(scores):
                 rows.append({
                     "trial_key": f"{proxy}-{name}-{seed}", "unit_key": f"{proxy}-{name}",
-                    "candidate": name, "expression": None if name == "layernorm" else f"{name}(x)",
+                    "candidate": name, "expression": EXPRESSIONS[name],
                     "is_baseline": name in ("layernorm", "derf"), "proxy": proxy, "seed": seed,
                     "hyperparameters": "{}", "status": "ok" if score is not None else "diverged",
                     "score": math.nan if score is None else float(score), "primary_metric": metric,
@@ -138,3 +142,12 @@ def test_leaderboard_command_reads_a_results_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["plot", "leaderboard", str(folder), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+    # the shapes of the best functions of a results folder (LayerNorm has none: skipped)
+    from funcsearch.leaderboard import top_functions
+
+    # aggregate ranks: B 1, A 2, then D, derf, layernorm tied (ties by name)
+    assert top_functions(folder, 3) == [("B", "x/(1 + abs(x))"), ("A", "tanh(x)"), ("D", "atan(x)")]
+    shapes = tmp_path / "shapes.png"
+    result = runner.invoke(app, ["plot", "shapes", "--from", str(folder), "--top", "3", "--out", str(shapes)])
+    assert result.exit_code == 0, result.output
+    assert shapes.read_bytes()[:4] == b"\x89PNG"

@@ -113,7 +113,12 @@ def connect(address: str | None, concurrency: int | None, cpus_per_trial: float)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise InputError(f"cannot connect to Ray at {address}: {exc}", field="--address") from None
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            cause = str(exc.__cause__ or "")
+            if "Authentication" in cause or "auth" in text.lower():
+                text += " (a cluster started with `ray start` uses token authentication: " \
+                        "set RAY_AUTH_MODE=token for this command too)"
+            raise InputError(f"cannot connect to Ray at {address}: {text}", field="--address") from None
         owned, where = False, f"Ray cluster at {address}"
     else:
         wanted = concurrency or os.cpu_count() or 1
