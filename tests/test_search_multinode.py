@@ -107,3 +107,7 @@ def test_search_survives_losing_a_worker_node(tmp_path: Path) -> None:
             if node.poll() is None:
                 os.killpg(node.pid, signal.SIGKILL)
             node.wait()
+        # `ray start --head` leaves its address for a later plain `ray.init()`: take it back
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.exists() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()

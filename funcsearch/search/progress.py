@@ -17,7 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-STATUS_STYLE = {"ok": "green", "diverged": "yellow", "pruned": "blue", "failed": "red"}
+STATUS_STYLE = {"ok": "green", "diverged": "yellow", "pruned": "blue", "failed": "red", "partial": "dim"}
 
 
 @dataclass
@@ -60,6 +60,7 @@ class SearchProgress:
         self.counts = Counts()
         self.running: dict[str, RunningRun] = {}
         self.durations: list[float] = []   # wall seconds of finished full runs
+        self.runs = 0                       # runs finished (and stored) in this session
         self.started = time.monotonic()
         self._live_enabled = console.is_terminal if live is None else live
         self._live: Live | None = None
@@ -92,7 +93,10 @@ class SearchProgress:
             self._live.update(self._render())
 
     def finished(self, label: str, status: str, detail: str, wall_s: float, *, full: bool) -> None:
-        """One finished run: a printed line; full runs feed the ETA."""
+        """One finished run: a printed line; full runs feed the ETA.
+
+        ``partial`` is a run stopped at an early-stopping budget (its trial goes on or is
+        pruned when its group is ranked)."""
         if full and status in ("ok", "diverged"):
             self.durations.append(wall_s)
         style = STATUS_STYLE.get(status, "")

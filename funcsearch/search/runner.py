@@ -284,6 +284,10 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
         + f" x {len(config.proxies)} proxies x {len(config.seeds)} seeds -> {len(planned)} trials, "
         f"{stored} already stored; {where}, {width} at a time; results in {store.folder}",
         highlight=False)
+    for name, reason in selection.dropped[:10]:
+        console.print(f"  left out {name}: {reason}", highlight=False, style="dim")
+    if len(selection.dropped) > 10:
+        console.print(f"  ... and {len(selection.dropped) - 10} more left out", style="dim")
 
     resources = config.resources
     remote = _execute.options(num_cpus=resources.cpus_per_trial, max_retries=resources.max_retries,
@@ -291,58 +295,74 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
     fn_ref = ray.put(trial_fn) if trial_fn is not None else None
     in_flight: dict[Any, tuple[RunRequest, str]] = {}
     failed_now: set[str] = set()
-    runs = 0
     progress = SearchProgress(console, config.name, width, live=live)
-    with progress:
-        while True:
-            plan = schedule(list(units.values()), rows, config.early_stopping, metrics)
-            for decision in plan.decisions:
-                row = _decision_row(config, decision, rows.get(decision.trial_key), versions)
-                if row is not None:
-                    store.write(row)
-                    rows[decision.trial_key] = _decode(row)
-            added = False
-            for unit in plan.finished_units:
-                if sweeper.is_open(unit):
-                    for new in sweeper.tell(unit, _unit_value(unit, rows),
-                                            pruned=unit.key in plan.eliminated_units):
-                        if new.key not in units:
-                            units[new.key] = new
-                            added = True
-            if added:
-                _write_plan(config, store, units)
-                continue
-            busy = {request.trial_key for request, _ in in_flight.values()}
-            todo = sorted((r for r in plan.requests
-                           if r.trial_key not in busy and r.trial_key not in failed_now),
-                          key=RunRequest.priority)
-            for request in _dedupe(todo)[:max(0, width - len(in_flight))]:
-                ref = remote.remote(fn_ref, request.unit.spec(request.seed), request.stop_epoch,
-                                    resources.threads_per_trial)
-                run_id = f"{request.trial_key}@{request.stop_epoch or 'full'}"
-                in_flight[ref] = (request, run_id)
-            progress.update(_counts(units, rows, plan.eliminated_units),
-                            [(rid, _label(req)) for req, rid in in_flight.values()])
-            if not in_flight:
-                break
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
-            for ref in ready:
-                request, _ = in_flight.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # retries exhausted: worker / node lost
-                    result = {"status": "failed", "message": f"{type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:1000],
-                              "metrics": {}, "curve": [], "wall_time_s": 0.0}
-                row = _row(config, request.unit, request.seed, request.stop_epoch, result, versions)
+    try:
+        with progress:
+            _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, in_flight,
+                  failed_now, versions, progress)
+    except BaseException:
+        for ref in in_flight:  # on an existing cluster the runs would go on, unrecorded
+            ray.cancel(ref, force=True)
+        raise
+    return progress.runs
+
+
+def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: dict[str, Unit],
+          rows: dict[str, dict[str, Any]], metrics: dict[str, tuple[str, bool]], width: int,
+          remote: Any, fn_ref: Any, in_flight: dict[Any, tuple[RunRequest, str]],
+          failed_now: set[str], versions: dict[str, str], progress: SearchProgress) -> None:
+    """Schedule, submit, wait, store; until nothing is left to run."""
+    resources = config.resources
+    while True:
+        plan = schedule(list(units.values()), rows, config.early_stopping, metrics)
+        for decision in plan.decisions:
+            row = _decision_row(config, decision, rows.get(decision.trial_key), versions)
+            if row is not None:
                 store.write(row)
-                runs += 1
-                rows[request.trial_key] = _decode(row)
-                if row["status"] == "failed":
-                    failed_now.add(request.trial_key)
-                progress.finished(_label(request), row["status"], _detail(row),
-                                  row["wall_time_s"], full=request.stop_epoch is None)
-    return runs
+                rows[decision.trial_key] = _decode(row)
+        added = False
+        for unit in plan.finished_units:
+            if sweeper.is_open(unit):
+                for new in sweeper.tell(unit, _unit_value(unit, rows),
+                                        pruned=unit.key in plan.eliminated_units):
+                    if new.key not in units:
+                        units[new.key] = new
+                        added = True
+        if added:
+            _write_plan(config, store, units)
+            continue
+        busy = {request.trial_key for request, _ in in_flight.values()}
+        todo = sorted((r for r in plan.requests
+                       if r.trial_key not in busy and r.trial_key not in failed_now),
+                      key=RunRequest.priority)
+        for request in _dedupe(todo)[:max(0, width - len(in_flight))]:
+            ref = remote.remote(fn_ref, request.unit.spec(request.seed), request.stop_epoch,
+                                resources.threads_per_trial)
+            run_id = f"{request.trial_key}@{request.stop_epoch or 'full'}"
+            in_flight[ref] = (request, run_id)
+        progress.update(_counts(units, rows, plan.eliminated_units),
+                        [(rid, _label(req)) for req, rid in in_flight.values()])
+        if not in_flight:
+            break
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.5)
+        for ref in ready:
+            request, _ = in_flight.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # retries exhausted: worker / node lost
+                result = {"status": "failed", "message": f"{type(exc).__name__}: "
+                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:1000],
+                          "metrics": {}, "curve": [], "wall_time_s": 0.0}
+            row = _row(config, request.unit, request.seed, request.stop_epoch, result, versions)
+            store.write(row)
+            progress.runs += 1
+            rows[request.trial_key] = _decode(row)
+            if row["status"] == "failed":
+                failed_now.add(request.trial_key)
+            partial = request.stop_epoch is not None and row["status"] == "pruned"
+            progress.finished(_label(request), "partial" if partial else row["status"],
+                              _detail(row, metrics[request.unit.proxy][0]), row["wall_time_s"],
+                              full=request.stop_epoch is None)
 
 
 def _dedupe(requests: list[RunRequest]) -> list[RunRequest]:
@@ -361,11 +381,14 @@ def _label(request: RunRequest) -> str:
     return f"{request.unit.label} seed {request.seed}{budget}"
 
 
-def _detail(row: dict[str, Any]) -> str:
+def _detail(row: dict[str, Any], epoch_metric_name: str) -> str:
     if row["status"] == "ok":
         return f"{row['primary_metric']}={row['score']:.4g}"
     if row["status"] == "pruned":
-        return f"stopped after epoch {row['epochs_done']}"
+        curve = json.loads(row["curve"]) if row["curve"] else []
+        value = curve[-1].get(epoch_metric_name) if curve else None
+        shown = f"{epoch_metric_name}={value:.4g} " if isinstance(value, float) else ""
+        return f"{shown}at epoch {row['epochs_done']}"
     return str(row.get("message") or "")[:160]
 
 
