@@ -100,6 +100,22 @@ def test_same_seed_gives_identical_numbers_and_another_seed_does_not(proxy: str)
     assert first.metrics != other.metrics
 
 
+def test_a_local_npz_dataset_trains_both_proxies(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % 3
+    images = np.zeros((60, 8, 8, 3), np.uint8)
+    for label in range(3):  # one bright quadrant-ish band per class, plus noise
+        images[labels == label, :, 2 * label:2 * label + 3, :] = 200
+    images = np.clip(images + rng.integers(0, 40, images.shape), 0, 255).astype(np.uint8)
+    path = tmp_path / "bands.npz"
+    np.savez(path, images=images, labels=labels)
+    vit = run_trial(TrialSpec(proxy="vit", function=ERF, seed=0, data=str(path),
+                              overrides={**TINY_VIT, "epochs": 8, "batch_size": 8}))
+    assert vit.status == "ok" and vit.metrics["test_acc"] > 0.5
+    dit = run_trial(TrialSpec(proxy="dit", function=ERF, seed=0, data=str(path), overrides=TINY_DIT))
+    assert dit.status == "ok" and dit.details["dataset"].startswith("bands-")
+
+
 # --------------------------------------------------------------------------- failure modes
 def test_absurd_learning_rate_is_recorded_as_diverged_not_raised() -> None:
     result = run_trial(_trial("vit", FunctionSpec(name="x", expression="x"), lr=100.0))
@@ -142,6 +158,10 @@ def test_bad_override_value_names_the_field() -> None:
     assert caught.value.field == "schedule"
     with pytest.raises(ConfigError, match="sample_steps"):
         DiTConfig.from_overrides({"sample_steps": 100})
+    with pytest.raises(ConfigError, match="beta_end"):
+        DiTConfig.from_overrides({"beta_start": 0.1, "beta_end": 0.01})
+    with pytest.raises(ConfigError, match="divisible by heads"):
+        ViTConfig.from_overrides({"dim": 30, "heads": 4})
 
 
 def test_set_options_are_read_as_yaml() -> None:

@@ -75,7 +75,8 @@ class TrainConfig(BaseModel):
         except ValidationError as error:
             first = error.errors()[0]
             key = ".".join(str(p) for p in first["loc"]) or None
-            raise ConfigError(f"{first['msg']} (got {first.get('input')!r})" if key else first["msg"],
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"{message} (got {first.get('input')!r})" if key else message,
                               file=source, field=key) from None
 
     @classmethod

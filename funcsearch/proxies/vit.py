@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from funcsearch.errors import ConfigError
@@ -47,6 +47,12 @@ class ViTConfig(TrainConfig):
     aug_shift: int = Field(0, ge=0, description="random translation by up to this many pixels")
     aug_flip: bool = Field(False, description="random horizontal flips (off for digits)")
     eval_batch_size: int = Field(512, ge=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "ViTConfig":
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) is not divisible by heads ({self.heads})")
+        return self
 
 
 # --------------------------------------------------------------------------- model
@@ -117,8 +123,6 @@ class ViT(nn.Module):
         if height % p or width % p:
             raise ConfigError(f"patch_size {p} does not divide the image size {height}x{width}",
                               field="patch_size")
-        if config.dim % config.heads:
-            raise ConfigError(f"dim {config.dim} is not divisible by heads {config.heads}", field="heads")
         num_patches = (height // p) * (width // p)
         self.patch_embed = nn.Conv2d(channels, config.dim, kernel_size=p, stride=p)
         self.pos_embed = nn.Parameter(torch.randn(1, num_patches, config.dim) * config.pos_embed_std)
