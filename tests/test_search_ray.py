@@ -153,12 +153,13 @@ def test_resume_after_sigkill_loses_no_trial_and_runs_none_twice(ray_cluster: No
             " batch_size: 64}}}\nseeds: [0, 1]\n")
     path = write_config(tmp_path, body)
     trials_dir = tmp_path / "results" / "t" / "trials"
+    log = tmp_path / "search.log"
     search = subprocess.Popen(
         [sys.executable, "-m", "funcsearch.cli", "search", str(path), "--address",
-         ray.get_runtime_context().gcs_address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         ray.get_runtime_context().gcs_address], stdout=open(log, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 240
     while time.time() < deadline and len(list(trials_dir.glob("*.parquet"))) < 3:
-        assert search.poll() is None, "the search ended before it could be killed"
+        assert search.poll() is None, f"the search ended before it could be killed:\n{log.read_text()}"
         time.sleep(0.1)
     search.send_signal(signal.SIGKILL)
     search.wait()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from funcsearch.search import run_search
 from funcsearch.search.keys import trial_key
 from funcsearch.search.store import ResultsStore, SearchLockedError
 
@@ -65,6 +66,12 @@ def test_a_second_search_on_the_same_folder_is_refused(tmp_path: Path) -> None:
                 pass
         assert "another search is writing this results folder" in str(info.value)
         assert f"pid {holder.pid}" in str(info.value)
+        # the search itself asks for the lock before it starts anything
+        config = tmp_path / "locked.yaml"
+        config.write_text(f"name: {tmp_path.name}\noutput: {tmp_path.parent}\nbaselines: [layernorm]\n"
+                          "proxies: {vit: {}}\nseeds: [0]\n")
+        with pytest.raises(SearchLockedError):
+            run_search(config)
     finally:
         holder.kill()
         holder.wait()

@@ -245,7 +245,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
         finally:
             if owned:
                 ray.shutdown()
-        frame = store.consolidate()
+        store.consolidate()
         plan_keys = {p["trial_key"] for p in store.read_plan() or []}
         current = store.read_current()
         counts = Counts(total=len(plan_keys))
@@ -259,7 +259,6 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
             board.title = config.name
             store.write_text("leaderboard.md", board.render("md"))
             store.write_text("leaderboard.csv", board.render("csv"))
-    del frame
     return SearchOutcome(store.folder, current, counts, runs, time.monotonic() - start,
                          selection.dropped, board)
 
