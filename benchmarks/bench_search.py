@@ -42,7 +42,7 @@ name: {name}
 output: {output}
 candidates: {{functions: ["x", "x/2", "x/3", "x/4", "x/5", "x/6", "x/7", "x/8", "x/9"], require: []}}
 baselines: []
-proxies: {{vit: {{overrides: {{epochs: 1}}}}}}
+proxies: {{vit: {{overrides: {{epochs: 1, warmup_epochs: 0}}}}}}
 seeds: [0, 1]
 """
 
