@@ -11,8 +11,8 @@ For every proxy and function (candidates and baselines in one table):
 - the paired comparison with the best baseline: per seed, the difference candidate minus
   baseline (signed so that positive is better), its mean and t-based 95% interval; a
   candidate *beats* the best baseline when the whole interval is above 0;
-- with a sweep, the best point of each function (mean over seeds) is the one reported,
-  as in the paper's DiT protocol.
+- with a sweep, the best point of each function is the one reported, as in the paper's
+  DiT protocol: the point with the most seeds ok, then the best mean over seeds.
 
 Across proxies: an aggregate rank (mean of per-proxy ranks), the Spearman correlation
 between proxies' rankings (95% interval from Fisher's z with the Fieller variance), and
@@ -160,8 +160,8 @@ def _best_units(frame: pd.DataFrame) -> pd.DataFrame:
     keep = []
     for _, rows in frame.groupby(["proxy", "candidate"], sort=False):
         units = rows.groupby("unit_key", sort=False)["_signed"].agg(["mean", "count"])
-        order = units.assign(has=units["count"] > 0).sort_values(
-            ["has", "mean"], ascending=False, na_position="last")
+        # most seeds ok first (a point that diverged on a seed is worse), then the best mean
+        order = units.sort_values(["count", "mean"], ascending=False, na_position="last")
         keep.append(rows[rows["unit_key"] == order.index[0]])
     return pd.concat(keep, ignore_index=True) if keep else frame
 

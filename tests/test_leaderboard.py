@@ -151,3 +151,23 @@ def test_leaderboard_command_reads_a_results_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["plot", "shapes", "--from", str(folder), "--top", "3", "--out", str(shapes)])
     assert result.exit_code == 0, result.output
     assert shapes.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_sweep_reports_each_functions_best_point() -> None:
+    rows = frame()
+    rows = rows[rows["proxy"] == "vit"].copy()
+    rows["hyperparameters"] = '{"lr": 0.001}'
+    other = rows[rows["candidate"] == "A"].copy()  # A at another rate: better mean, one seed diverged
+    other["unit_key"], other["hyperparameters"] = "vit-A-lr3", '{"lr": 0.003}'
+    other["trial_key"] = other["trial_key"] + "-lr3"
+    other["score"] = [0.99, 0.995, math.nan]
+    other["status"] = ["ok", "ok", "diverged"]
+    third = rows[rows["candidate"] == "A"].copy()  # and a third rate, all ok but worse
+    third["unit_key"], third["hyperparameters"] = "vit-A-lr1", '{"lr": 0.0001}'
+    third["trial_key"] = third["trial_key"] + "-lr1"
+    third["score"] = [0.5, 0.5, 0.5]
+    table = leaderboard(pd.concat([rows, other, third])).proxies["vit"].set_index("candidate")
+    assert table.loc["A", "hyperparameters"] == '{"lr": 0.001}'  # 3 seeds ok beats 2 ok
+    assert table.loc["A", "mean"] == pytest.approx(0.96) and table.loc["A", "seeds"] == 3
+    md = leaderboard(pd.concat([rows, other, third])).render("md")
+    assert "| best point |" in md and "lr=0.001" in md
