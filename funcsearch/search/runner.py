@@ -37,7 +37,7 @@ from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.search.config import SearchConfig, load_search_config
 from funcsearch.search.keys import digest
 from funcsearch.search.plan import (FunctionSelection, Unit, check_sweep_params, epoch_metric,
-                                    hyperparameters_json, select_functions)
+                                    hyperparameters_json, resolve_proxy_config, select_functions)
 from funcsearch.search.progress import Counts, SearchProgress
 from funcsearch.search.schedule import Decision, RunRequest, is_complete, schedule
 from funcsearch.search.store import ResultsStore
@@ -234,14 +234,18 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
     selection = select_functions(config)
     check_sweep_params(config)
     metrics = {proxy: epoch_metric(config, proxy) for proxy in config.proxies}
+    for proxy in config.proxies:  # bad overrides are reported before anything starts
+        resolve_proxy_config(config, proxy, {}, ("proxies", proxy, "overrides"))
     store = ResultsStore(config.results_folder(output))
     with store.locked():
+        sweeper = Sweeper(config, selection.functions, store.folder)
+        units = {u.key: u for u in sweeper.initial_units()}
         owned, width, where = connect(address or config.ray.address,
                                       concurrency or config.resources.concurrency,
                                       config.resources.cpus_per_trial)
         try:
-            runs = _search_loop(config, selection, store, metrics, width, where, trial_fn,
-                                console, live)
+            runs = _search_loop(config, selection, store, sweeper, units, metrics, width, where,
+                                trial_fn, console, live)
         finally:
             if owned:
                 ray.shutdown()
@@ -264,11 +268,10 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 
 
 def _search_loop(config: SearchConfig, selection: FunctionSelection, store: ResultsStore,
-                 metrics: dict[str, tuple[str, bool]], width: int, where: str,
-                 trial_fn: TrialFunction | None, console: Console, live: bool | None) -> int:
+                 sweeper: Sweeper, units: dict[str, Unit], metrics: dict[str, tuple[str, bool]],
+                 width: int, where: str, trial_fn: TrialFunction | None, console: Console,
+                 live: bool | None) -> int:
     versions = _extra_versions()
-    sweeper = Sweeper(config, selection.functions, store.folder)
-    units: dict[str, Unit] = {u.key: u for u in sweeper.initial_units()}
     _write_plan(config, store, units)
 
     rows = {r["trial_key"]: _decode(r) for r in store.read().to_dict("records")}
