@@ -182,6 +182,54 @@ def plot_shapes_command(
     console.print(f"wrote {plot_shapes(pairs, out, profile)}")
 
 
+@app.command("fidelity")
+def fidelity_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/property_shift"),
+    reference: str = typer.Option("paper_property_tables.csv", "--reference",
+                                  help="reference CSV (path, or the name of a shipped set)"),
+    proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
+    studies: str | None = typer.Option(None, "--studies", help="comma-separated reference studies (a split)"),
+    top_k: int = typer.Option(5, "--top-k", help="k of the top-k overlap"),
+    fmt: str = typer.Option("md", "--format", help="md or json"),
+    out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+) -> None:
+    """Proxy fidelity: rank agreement, top-k overlap and failure agreement with a reference."""
+    import json
+
+    from funcsearch.errors import InputError
+    from funcsearch.fidelity import fidelity_of_results
+
+    if fmt not in ("md", "json"):
+        raise InputError(f"unknown format {fmt!r} (choose md or json)", field="--format")
+    chosen = [s.strip() for s in studies.split(",") if s.strip()] if studies else None
+    reports = fidelity_of_results(results, reference, proxy=proxy, studies=chosen, top_k=top_k)
+    if fmt == "json":
+        text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+    else:
+        text = "\n\n".join(r.to_markdown() for r in reports) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        console.print(f"wrote {out}")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    config: str = typer.Argument(..., help="a calibration config, e.g. search_configs/calibrate_vit.yaml"),
+    recipes: int | None = typer.Option(None, "--recipes", help="override n_recipes (resume with more)"),
+) -> None:
+    """Search proxy recipes for the best fidelity to a reference (resumable; writes a preset)."""
+    from funcsearch.calibrate import calibrate, load_calibration_config
+
+    loaded = load_calibration_config(config)
+    if recipes is not None:
+        loaded = loaded.model_copy(update={"n_recipes": recipes})
+    table = calibrate(loaded, console=console)
+    console.print(f"{len(table)} recipe evaluations; report: {loaded.folder() / 'calibration.md'}")
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -310,3 +311,32 @@ def measure_fidelity(
         false_alarms=int((proxy_failed & ~ref_failed).sum()),
         patterns=patterns, table=table.sort_values("proxy_rank"),
     )
+
+
+def fidelity_of_results(results: str | Path, reference: str | Path | None = None, *,
+                        proxy: str | None = None, studies: Sequence[str] | None = None,
+                        top_k: int = 5, bootstrap: int = 1000) -> list[FidelityReport]:
+    """Fidelity of every proxy (or one) of a results folder against a reference set."""
+    from funcsearch.errors import DataError, InputError
+    from funcsearch.references import load_reference
+    from funcsearch.search.store import ResultsStore
+
+    folder = Path(results)
+    if not folder.is_dir():
+        raise DataError("results folder not found", file=str(folder))
+    frame = ResultsStore(folder).read_current()
+    if not len(frame):
+        raise DataError("no trials stored yet in this results folder", file=str(folder))
+    reference_set = load_reference(reference)
+    proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
+    reports = []
+    for name in proxies:
+        try:
+            reports.append(measure_fidelity(frame, reference_set, proxy=name, studies=studies,
+                                            top_k=top_k, bootstrap=bootstrap))
+        except ValueError as exc:
+            if proxy is not None or len(proxies) == 1:
+                raise InputError(f"{folder}: {exc}") from None
+    if not reports:
+        raise InputError(f"{folder}: no proxy shares 3 or more functions with {reference_set.source}")
+    return reports

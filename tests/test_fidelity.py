@@ -113,3 +113,29 @@ def test_bad_reference_rows_are_located(tmp_path: Path) -> None:
         load_reference(path)
     with pytest.raises(DataError, match="reference file not found"):
         load_reference(tmp_path / "missing.csv")
+
+
+def test_fidelity_command_reads_a_results_folder(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from funcsearch.search.store import COLUMNS, ResultsStore, frame_table
+
+    folder = tmp_path / "results" / "study"
+    folder.mkdir(parents=True)
+    trials = _trials()
+    trials["trial_key"] = [f"k{i}" for i in range(len(trials))]
+    for column in COLUMNS:
+        if column not in trials:
+            trials[column] = None
+    pq.write_table(frame_table(trials[list(COLUMNS)]), ResultsStore(folder).consolidated_path)
+    command = [sys.executable, "-m", "funcsearch.cli", "fidelity", str(folder), "--reference",
+               str(_reference(tmp_path)), "--proxy", "vit", "--top-k", "2", "--format", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    (report,) = json.loads(done.stdout)
+    assert report["spearman"] == pytest.approx(0.4) and report["failure_agreement"] == pytest.approx(1.0)
+    bad = subprocess.run(command[:5] + ["--reference", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "reference file not found" in bad.stderr and "Traceback" not in bad.stderr
