@@ -173,3 +173,18 @@ def test_resume_after_sigkill_loses_no_trial_and_runs_none_twice(ray_cluster: No
         assert (after.loc[before.index, column] == before[column]).all()
     assert sorted(after.index) == sorted(p["trial_key"] for p in json.loads(
         (tmp_path / "results" / "t" / "plan.json").read_text()))
+
+
+def test_a_study_reuses_finished_trials_of_a_sibling_search(ray_cluster: None, tmp_path: Path) -> None:
+    proxies = f"proxies:\n  vit: {{overrides: {TINY_VIT}}}\nseeds: [0, 1]\nbaselines: []\n"
+    first = write_config(tmp_path, "candidates: {functions: [isru, smoothsign], require: []}\n" + proxies, "first")
+    assert run_search(first, trial_fn=fake("fake_trial"), live=False).runs == 4
+    second = write_config(tmp_path, "candidates: {functions: [isru, erf], require: []}\n" + proxies, "second")
+    outcome = run_search(second, trial_fn=fake("fake_trial"), live=False)
+    assert outcome.runs == 2  # erf only: isru's two trials are copied from "first"
+    frame = ResultsStore(tmp_path / "results" / "second").read()
+    assert len(frame) == 4 and frame["trial_key"].is_unique
+    copied = frame[frame["message"].fillna("").str.startswith("reused from first")]
+    assert len(copied) == 2 and set(copied["search"]) == {"second"}
+    alone = write_config(tmp_path, "reuse: false\ncandidates: {functions: [isru], require: []}\n" + proxies, "alone")
+    assert run_search(alone, trial_fn=fake("fake_trial"), live=False).runs == 2

@@ -202,6 +202,8 @@ class SearchConfig(_Strict):
     resources: Resources = Field(default_factory=Resources)
     ray: RaySettings = Field(default_factory=RaySettings)
     output: str = Field("results", description="parent folder; results go to <output>/<name>/")
+    reuse: bool = Field(True, description="copy finished trials with the same key from the other "
+                                          "searches under the same output folder instead of rerunning")
 
     @field_validator("seeds")
     @classmethod

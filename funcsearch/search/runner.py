@@ -277,6 +277,7 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
     rows = {r["trial_key"]: _decode(r) for r in store.read().to_dict("records")}
     rows = {k: r for k, r in rows.items() if r["status"] != "failed"}  # failures are retried
     planned = {k for u in units.values() for k in u.trials.values()}
+    reused = _reuse_sibling_trials(config, store, planned, rows)
     stored = sum(1 for k in planned if is_complete(rows.get(k)))
     n_candidates = sum(1 for f in selection.functions if not f.is_baseline)
     console.print(
@@ -284,7 +285,8 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
         f"{n_candidates} candidates"
         + (f" ({len(selection.dropped)} left out)" if selection.dropped else "")
         + f" x {len(config.proxies)} proxies x {len(config.seeds)} seeds -> {len(planned)} trials, "
-        f"{stored} already stored; {where}, {width} at a time; results in {store.folder}",
+        f"{stored} already stored" + (f" ({reused} reused from sibling searches)" if reused else "")
+        + f"; {where}, {width} at a time; results in {store.folder}",
         highlight=False)
     for name, reason in selection.dropped[:10]:
         console.print(f"  left out {name}: {reason}", highlight=False, style="dim")
@@ -365,6 +367,44 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
             progress.finished(_label(request), "partial" if partial else row["status"],
                               _detail(row, metrics[request.unit.proxy][0]), row["wall_time_s"],
                               full=request.stop_epoch is None)
+
+
+def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: set[str],
+                          rows: dict[str, dict[str, Any]]) -> int:
+    """Copy finished trials with a planned key from the other searches of the same output
+    folder (``results/*``): the key hashes everything that decides a run's numbers, so a
+    trial stored by another study is this study's trial too. Returns how many were copied."""
+    if not config.reuse:
+        return 0
+    missing = {k for k in planned if not is_complete(rows.get(k))}
+    copied = 0
+    parent = store.folder.parent
+    if not missing or not parent.is_dir():
+        return 0
+    for sibling in sorted(p for p in parent.iterdir() if p.is_dir() and p != store.folder):
+        other = ResultsStore(sibling)
+        if not other.consolidated_path.exists() and not other.trials_dir.is_dir():
+            continue
+        try:
+            frame = other.read()
+        except FuncsearchError:
+            continue  # an unreadable sibling is its own problem, not this search's
+        if not len(frame):
+            continue
+        hits = frame[frame["trial_key"].isin(missing) & frame["status"].isin(["ok", "diverged"])]
+        for record in hits.to_dict("records"):
+            decoded = _decode(dict(record))
+            if not is_complete(decoded) or record["trial_key"] not in missing:
+                continue
+            record["search"] = config.name
+            record["message"] = f"reused from {sibling.name}" + (f"; {record['message']}" if record.get("message") else "")
+            store.write(record)
+            rows[record["trial_key"]] = _decode(record)
+            missing.discard(record["trial_key"])
+            copied += 1
+        if not missing:
+            break
+    return copied
 
 
 def _dedupe(requests: list[RunRequest]) -> list[RunRequest]:
