@@ -52,7 +52,9 @@ def _cell(values: list[float], scale: float) -> str:
         return "-"
     mean = statistics.fmean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.2f} +- {std:.2f}"
+    reference = std if std > 0 else abs(mean)
+    decimals = min(6, max(0, 1 - math.floor(math.log10(reference)))) if reference > 0 else 2
+    return f"{mean:.{decimals}f} +- {std:.{decimals}f}"
 
 
 def table(rows: list[dict[str, Any]], proxies: list[str]) -> str:

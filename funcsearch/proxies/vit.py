@@ -15,7 +15,6 @@ Metrics (``test_acc`` is a fraction in [0, 1]):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
