@@ -60,6 +60,8 @@ class FunctionDefaults(_Strict):
 class ProxySettings(_Strict):
     """One proxy: overrides of its config defaults, and optionally a local dataset."""
 
+    preset: str | None = Field(None, description="a proxy preset (search_configs/proxies/<name>.yaml) "
+                                                 "applied before the overrides")
     overrides: dict[str, Any] = Field(default_factory=dict)
     data: str | None = None
 

@@ -217,7 +217,19 @@ def proxy_info(proxy: str) -> Any:
 def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any],
                          where: tuple[str | int, ...]) -> dict[str, Any]:
     """The proxy's full config after the search's overrides and ``extra`` (sweep values)."""
-    overrides = {**config.proxies[proxy].overrides, **extra}
+    settings = config.proxies[proxy]
+    preset: dict[str, Any] = {}
+    if settings.preset:
+        from funcsearch.presets import load_preset
+
+        base = Path(config.source).parent if config.source else None
+        try:
+            preset = load_preset(settings.preset, proxy, base)
+        except InputError as exc:
+            if exc.file:
+                raise
+            raise config.error(exc.message, "proxies", proxy, "preset") from None
+    overrides = {**preset, **settings.overrides, **extra}
     try:
         return proxy_info(proxy).config_class.from_overrides(overrides).model_dump(mode="json")
     except InputError as exc:
