@@ -213,6 +213,20 @@ def _suggest(trial: Any, name: str, param: RecipeParam) -> Any:
     return trial.suggest_float(name, float(param.low), float(param.high), log=param.log)
 
 
+def _distributions(config: CalibrationConfig) -> dict[str, Any]:
+    import optuna.distributions as d
+
+    out: dict[str, Any] = {}
+    for name, param in config.space.items():
+        if param.values is not None:
+            out[name] = d.CategoricalDistribution(param.values)
+        elif param.integer:
+            out[name] = d.IntDistribution(int(param.low), int(param.high), log=param.log)
+        else:
+            out[name] = d.FloatDistribution(float(param.low), float(param.high), log=param.log)
+    return out
+
+
 def _default_point(config: CalibrationConfig) -> dict[str, Any]:
     """The proxy's default value of every searched knob (enqueued as the first recipe)."""
     from funcsearch.proxies import PROXIES
@@ -259,8 +273,6 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(stale.params, skip_if_exists=False)
-    if not study.trials:
-        study.enqueue_trial(_default_point(config), user_attrs={"default": True})
 
     started_ray = False
     if not ray.is_initialized() and not config.address:
@@ -273,13 +285,29 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
         def distinct() -> int:
             return len({r["recipe"] for r in rows if r.get("split") == "calibration" and r.get("recipe")})
 
+        if not any(r.get("default") for r in rows if r.get("split") == "calibration"):
+            # The proxy's default recipe (base overrides only) is always measured first, by the
+            # same yardstick; the sampler learns from it when it lies inside the space.
+            console.print(f"[bold]recipe 1/{config.n_recipes}[/] (the default recipe)")
+            _, row = evaluate_recipe(config, reference, dict(config.base), calibration_functions,
+                                     config.calibrate_on, config.seeds, "calibration", console, trial_fn)
+            row.update({"optuna_trial": -1, "default": True,
+                        "feasible": row["seconds_per_trial"] <= config.max_trial_seconds})
+            rows.append(row)
+            _save_rows(rows, table_path)
+            point = _default_point(config)
+            if len(point) == len(config.space):
+                study.add_trial(optuna.trial.create_trial(
+                    params=point, distributions=_distributions(config), value=row["objective"],
+                    user_attrs={"seconds_per_trial": row["seconds_per_trial"], "default": True}))
+
         done, attempts = distinct(), 0
         while done < config.n_recipes and attempts < 4 * config.n_recipes:  # a small space can run out
             attempts += 1
             trial = study.ask()
             params = {name: _suggest(trial, name, param) for name, param in config.space.items()}
             overrides = {**config.base, **params}
-            is_default = bool(trial.user_attrs.get("default"))
+            is_default = False
             console.print(f"[bold]recipe {done + 1}/{config.n_recipes}[/] "
                           f"{'(default) ' if is_default else ''}{json.dumps(params, sort_keys=True)}")
             try:
@@ -299,6 +327,8 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
             row.update({"optuna_trial": trial.number, "default": is_default,
                         "feasible": row["seconds_per_trial"] <= config.max_trial_seconds})
             study.tell(trial, row["objective"])
+            same = [r for r in rows if r.get("recipe") == row["recipe"] and r.get("split") == "calibration"]
+            row["default"] = row["default"] or any(bool(r.get("default")) for r in same)
             rows = [r for r in rows if not (r.get("recipe") == row["recipe"] and r.get("split") == "calibration")]
             rows.append(row)
             _save_rows(rows, table_path)
