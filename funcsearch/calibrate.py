@@ -187,7 +187,9 @@ def evaluate_recipe(config: CalibrationConfig, reference: ReferenceSet, override
     frame = outcome.frame
     report = measure_fidelity(frame, reference, proxy=config.proxy, studies=studies, bootstrap=300)
     finished = frame[frame["status"].isin(["ok", "diverged"])]
-    seconds = float(finished["wall_time_s"].mean()) if len(finished) else float("nan")
+    # CPU seconds when recorded (independent of machine load), else wall time
+    cost = finished["cpu_time_s"].fillna(finished["wall_time_s"]) if "cpu_time_s" in finished else finished["wall_time_s"]
+    seconds = float(cost.mean()) if len(finished) else float("nan")
     row = {"recipe": recipe, "label": label, "split": label.split("-")[0], "overrides": json.dumps(overrides, sort_keys=True),
            "trials": int(len(frame)), "seconds_per_trial": seconds, **report.summary(),
            "objective": objective(report)}
@@ -422,7 +424,7 @@ def calibration_report(config: CalibrationConfig, table: pd.DataFrame) -> str:
              f"Reference: `{config.reference}`. Calibrated on: {', '.join(config.calibrate_on)}; "
              f"held out: {', '.join(config.hold_out) or 'none'}. Seeds: {config.seeds}.",
              f"Objective: 0.5 * Spearman + 0.5 * share of study failure patterns reproduced; "
-             f"constraint: at most {config.max_trial_seconds:g} s per trial.", ""]
+             f"constraint: at most {config.max_trial_seconds:g} CPU s per trial (mean).", ""]
     if table.empty:
         return "\n".join(lines + ["No recipe evaluated yet."])
     valid = table[table["recipe"].astype(bool)] if "recipe" in table else table

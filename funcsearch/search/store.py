@@ -63,6 +63,8 @@ SCHEMA = pa.schema([
     ("curve", pa.string()),            # JSON list: one dict per epoch
     ("diverged_step", pa.int64()),
     ("wall_time_s", pa.float64()),
+    ("cpu_time_s", pa.float64()),      # CPU seconds of the trial process (load-independent cost)
+    ("details", pa.string()),          # JSON: parameter count, steps, dataset fingerprint, ...
     ("node", pa.string()),
     ("started_at", pa.string()),
     ("finished_at", pa.string()),
