@@ -44,8 +44,13 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 
 def test_shipped_configs_validate() -> None:
+    import yaml
+
     paths = sorted((REPO / "search_configs").glob("*.yaml"))
     assert REPO / "search_configs" / "quickstart.yaml" in paths
+    # other tools keep their configs here too (e.g. calibrate_*.yaml): search configs have proxies:
+    paths = [p for p in paths if "proxies" in (yaml.safe_load(p.read_text()) or {})]
+    assert len(paths) >= 4
     for path in paths:
         config = load_search_config(path)
         assert config.name == path.stem
@@ -118,3 +123,21 @@ def test_candidate_equal_to_a_baseline_is_trained_once(tmp_path: Path) -> None:
     assert names.count("derf") == 1 and "erf" not in names
     assert "tanh" in names  # dyt has no shift, tanh (scalar shift) is another function
     assert ("erf", "same function as derf") in selection.dropped
+
+
+def test_the_worker_runs_exactly_the_config_the_trial_key_hashes(tmp_path: Path) -> None:
+    """Preset, overrides and sweep values all reach the trial (not only the key)."""
+    from funcsearch.proxies import PROXIES, TrialSpec
+
+    (tmp_path / "proxies").mkdir()
+    (tmp_path / "proxies" / "small.yaml").write_text("proxy: vit\noverrides: {depth: 2, dim: 32}\n")
+    config = load_search_config(write(tmp_path, VALID.replace(
+        "    overrides:\n      epochs: 2", "    preset: small\n    overrides:\n      epochs: 2")))
+    function = select_functions(config).functions[-1]
+    unit = make_unit(config, function, "vit", {"lr": 0.004, "alpha_init": 1.0})
+    spec = TrialSpec.model_validate(unit.spec(1))
+    ran = PROXIES["vit"].config_class.from_overrides(spec.overrides).model_dump(mode="json")
+    assert ran == unit.config
+    assert (ran["depth"], ran["dim"], ran["epochs"], ran["lr"]) == (2, 32, 2, 0.004)
+    assert spec.function.alpha_init == 1.0 and spec.seed == 1
+    assert unit.overrides == {"depth": 2, "dim": 32, "epochs": 2, "lr": 0.004}

@@ -53,7 +53,7 @@ class Unit:
     function: FunctionEntry
     proxy: str
     hyperparameters: dict[str, Any]
-    overrides: dict[str, Any]
+    overrides: dict[str, Any]       # what the search set (preset, overrides, sweep values)
     shift: str
     alpha_init: float
     config: dict[str, Any]          # resolved proxy config
@@ -74,13 +74,16 @@ class Unit:
         return f"{self.function.name} [{self.proxy}{' ' + point if point else ''}]"
 
     def spec(self, seed: int) -> dict[str, Any]:
-        """The ``TrialSpec`` (as a dict) of this unit's trial with ``seed``."""
+        """The ``TrialSpec`` (as a dict) of this unit's trial with ``seed``.
+
+        The worker gets the whole resolved config, so what runs is exactly what the trial
+        key hashes (presets, overrides and sweep values included)."""
         return {
             "proxy": self.proxy,
             "function": {"name": self.function.name, "expression": self.function.expression,
                          "shift": self.shift, "alpha_init": self.alpha_init},
             "seed": seed,
-            "overrides": dict(self.overrides),
+            "overrides": dict(self.config),
             "data": self.data,
         }
 
@@ -214,9 +217,8 @@ def proxy_info(proxy: str) -> Any:
     return PROXIES[proxy]
 
 
-def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any],
-                         where: tuple[str | int, ...]) -> dict[str, Any]:
-    """The proxy's full config after the search's overrides and ``extra`` (sweep values)."""
+def given_overrides(config: SearchConfig, proxy: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """What the search sets on ``proxy``: its preset, then its overrides, then ``extra``."""
     settings = config.proxies[proxy]
     preset: dict[str, Any] = {}
     if settings.preset:
@@ -229,7 +231,13 @@ def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any]
             if exc.file:
                 raise
             raise config.error(exc.message, "proxies", proxy, "preset") from None
-    overrides = {**preset, **settings.overrides, **extra}
+    return {**preset, **settings.overrides, **extra}
+
+
+def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any],
+                         where: tuple[str | int, ...]) -> dict[str, Any]:
+    """The proxy's full config after the search's preset, overrides and ``extra`` (sweep values)."""
+    overrides = given_overrides(config, proxy, extra)
     try:
         return proxy_info(proxy).config_class.from_overrides(overrides).model_dump(mode="json")
     except InputError as exc:
@@ -293,7 +301,7 @@ def make_unit(config: SearchConfig, function: FunctionEntry, proxy: str,
     trials = {seed: trial_key(seed=seed, **common) for seed in config.seeds}
     return Unit(
         key=unit_key(**common), function=function, proxy=proxy, hyperparameters=point,
-        overrides={**settings.overrides, **applied}, shift=shift, alpha_init=alpha,
+        overrides=given_overrides(config, proxy, applied), shift=shift, alpha_init=alpha,
         config=resolved, data=data, trials=trials, primary_metric=info.primary_metric,
         higher_is_better=info.higher_is_better,
     )
