@@ -1,6 +1,6 @@
 """Forward+backward time of point-wise layers relative to LayerNorm, measured side by side.
 
-    python benchmarks/bench_layers.py [--reps 30] [--shape 64 65 256] [--threads 1]
+    python benchmarks/bench_layers.py [--reps 30] [--repeat 1] [--shape 64 65 256] [--threads 1]
 
 fp32 on CPU. Every variant runs one forward+backward per round, rounds interleave the
 variants (so drift and other load hit all of them alike) and the medians are compared.
@@ -9,7 +9,9 @@ generic candidates plain autograd); "compiled" wraps each whole module, the Laye
 baseline included, in ``torch.compile``. "plain" rows are the unified form written as
 ordinary PyTorch ops, the starting point the fast path is measured against. The one-off
 compile cost (first call minus a steady step) is printed too: it decides whether
-``compile=True`` pays off in a one-minute proxy trial.
+``compile=True`` pays off in a one-minute proxy trial. ``--repeat N`` measures the
+compiled modules N times over (each time interleaved) and prints the spread of the
+ratios: on a shared machine one median is not enough.
 """
 
 from __future__ import annotations
@@ -84,20 +86,29 @@ def measure(modules: dict[str, nn.Module], shape: tuple[int, ...], reps: int,
     return {name: statistics.median(t) for name, t in times.items()}, first
 
 
-def report(title: str, median: dict[str, float]) -> None:
+def ratios(median: dict[str, float]) -> dict[str, float]:
     ln, derf = median["LayerNorm"], median["Derf"]
+    return {"Derf / LayerNorm": derf / ln, "DyT / LayerNorm": median["DyT"] / ln,
+            "RMSNorm / LayerNorm": median["RMSNorm"] / ln, "generic / Derf": median["generic"] / derf}
+
+
+def report(title: str, median: dict[str, float]) -> None:
+    ln = median["LayerNorm"]
+    r = ratios(median)
     print(f"\n{title}: median forward+backward (ms) and ratios")
     for name, seconds in median.items():
         print(f"  {name:<12} {seconds * 1e3:8.3f} ms")
-    print(f"  Derf / LayerNorm     {derf / ln:5.2f}   (plain modules: {median['Derf plain'] / ln:5.2f})")
-    print(f"  DyT / LayerNorm      {median['DyT'] / ln:5.2f}   (plain modules: {median['DyT plain'] / ln:5.2f})")
-    print(f"  RMSNorm / LayerNorm  {median['RMSNorm'] / ln:5.2f}")
-    print(f"  generic / Derf       {median['generic'] / derf:5.2f}   (generic = {GENERIC})")
+    print(f"  Derf / LayerNorm     {r['Derf / LayerNorm']:5.2f}   (plain modules: {median['Derf plain'] / ln:5.2f})")
+    print(f"  DyT / LayerNorm      {r['DyT / LayerNorm']:5.2f}   (plain modules: {median['DyT plain'] / ln:5.2f})")
+    print(f"  RMSNorm / LayerNorm  {r['RMSNorm / LayerNorm']:5.2f}")
+    print(f"  generic / Derf       {r['generic / Derf']:5.2f}   (generic = {GENERIC})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure the compiled modules this many times (spread of ratios)")
     parser.add_argument("--shape", type=int, nargs="+", default=[64, 65, 256])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-compiled", action="store_true")
@@ -114,11 +125,21 @@ def main() -> None:
     compiled_modules = {name: torch.compile(module) for name, module in variants(shape[-1]).items()}
     compiled, first = measure(compiled_modules, shape, args.reps)
     report("compiled (torch.compile of the whole layer)", compiled)
+    if args.repeat > 1:
+        runs = [ratios(compiled)]
+        for _ in range(args.repeat - 1):
+            runs.append(ratios(measure(compiled_modules, shape, args.reps, warmup=1)[0]))
+        print(f"\ncompiled ratios over {args.repeat} measurements (min / median / max):")
+        for key in runs[0]:
+            values = sorted(run[key] for run in runs)
+            spread = f"{values[0]:5.2f} / {statistics.median(values):5.2f} / {values[-1]:5.2f}"
+            each = " ".join(f"{run[key]:.2f}" for run in runs)
+            print(f"  {key:<20} {spread}   ({each})")
     print("\none-off compile cost, first call minus a steady step (s):")
     for name in compiled_modules:
         print(f"  {name:<12} {first[name] - compiled[name]:6.1f}")
     # a function no cache has seen: what every new candidate of a search pays
-    fresh = f"x/(1 + abs(x))*{1 + time.time_ns() % 997 / 1e6:.6f}"
+    fresh = f"x/({2 + time.time_ns() % 997} + abs(x))"
     _, first_fresh = measure({"fresh": make_norm(fresh, shape[-1], compile=True)}, shape, 1, warmup=0)
     print(f"  new expression with compile=True (cache miss): {first_fresh['fresh']:.1f} s")
 

@@ -217,14 +217,113 @@ def test_layer_takes_the_fast_path_for_large_inputs_only() -> None:
     assert "FastPointwise" not in type(small.grad_fn).__name__
 
 
-def test_compiled_paths_erf_and_tanh_helpers_are_float32_accurate() -> None:
-    z = torch.cat([torch.linspace(-12, 12, 20001, dtype=torch.float64),
-                   torch.logspace(-30, 0, 301, dtype=torch.float64)])
-    z32 = z.float()
-    tanh = fast_module.tanh_exp2(z32).double()
-    assert ((tanh - torch.tanh(z)).abs() <= 4e-7 * torch.tanh(z).abs().clamp_min(1e-30)).all()
-    erf = fast_module.erf_from_gaussian(z32, torch.exp(-z32 * z32)).double()
-    assert (erf - torch.erf(z)).abs().max() < 1e-6
+def _dense_grid() -> torch.Tensor:
+    """float32 points: a dense grid over [-12, 12] plus both signs of tiny to large values."""
+    tiny_to_large = torch.logspace(-30, 1.1, 3001, dtype=torch.float64)
+    return torch.cat([torch.linspace(-12, 12, 240001, dtype=torch.float64),
+                      tiny_to_large, -tiny_to_large]).float()
+
+
+def _approximations(z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    gaussian = fast_module.exp2_nonpositive(-(z * z) * fast_module.LOG2_E)
+    return (fast_module.erf_rational(z), fast_module.tanh_rational(z),
+            fast_module.sech_squared(z), gaussian,
+            fast_module.erf_from_gaussian(z, torch.exp(-z * z)))
+
+
+def _check_approximations(values: tuple[torch.Tensor, ...], z: torch.Tensor) -> None:
+    zd = z.double()
+    erf, tanh, sech2, gaussian, erf_as = (v.double() for v in values)
+    exact_erf, exact_tanh = torch.erf(zd), torch.tanh(zd)
+    tiny = (z.abs() < 1e-3) & (z != 0)
+    # rational erf/tanh: a few float32 ulp (ulp of 1 is 1.2e-7), relative accuracy near 0
+    assert (erf - exact_erf).abs().max() < 4e-7
+    assert (tanh - exact_tanh).abs().max() < 4.5e-7
+    assert ((erf - exact_erf).abs() / exact_erf.abs())[tiny].max() < 3e-7
+    assert ((tanh - exact_tanh).abs() / exact_tanh.abs())[tiny].max() < 3e-7
+    assert erf.abs().max() <= 1 + 2.5e-7 and tanh.abs().max() <= 1 + 2.5e-7  # <= 2 ulp over
+    # sech^2 keeps its relative accuracy where tanh nears 1
+    exact_sech2 = 1 / torch.cosh(zd) ** 2
+    near = z.abs() < 9
+    assert ((sech2 - exact_sech2).abs() / exact_sech2)[near].max() < 1.5e-6
+    # exp(-z^2) from exp2: relative error ~ that of float32 z*z, absolute below 1e-7
+    exact_gaussian = torch.exp(-zd * zd)
+    assert (gaussian - exact_gaussian).abs().max() < 1e-7
+    moderate = z.abs() < 3
+    assert ((gaussian - exact_gaussian).abs() / exact_gaussian)[moderate].max() < 1e-6
+    assert (erf_as - exact_erf).abs().max() < 1e-6
+
+
+def test_float32_approximations_are_accurate_eager() -> None:
+    z = _dense_grid()
+    _check_approximations(_approximations(z), z)
+
+
+@pytest.mark.slow
+def test_float32_approximations_are_accurate_compiled() -> None:
+    """The values inductor computes (fused multiply-adds, inline exp2) are the ones used."""
+    z = _dense_grid()
+    _check_approximations(torch.compile(_approximations)(z), z)
+
+
+def test_exp2_nonpositive_matches_exp2_and_keeps_nan() -> None:
+    t = torch.cat([-torch.linspace(0, 125, 500001), torch.tensor([-0.0, -1e-30])])
+    exact = torch.exp2(t.double())
+    got = fast_module.exp2_nonpositive(t).double()
+    assert ((got - exact).abs() / exact).max() < 1.5e-7
+    far = fast_module.exp2_nonpositive(torch.tensor([-130.0, -1e30, -float("inf")]))
+    assert (far >= 0).all() and (far <= 1.2e-38).all()
+    assert fast_module.exp2_nonpositive(torch.tensor([float("nan")])).isnan().all()
+    assert fast_module.erf_rational(torch.tensor([float("nan")])).isnan().all()
+
+
+def _compiled_layer_case(kind: str, shift: str | None, affine: bool):
+    args = _inputs(shift, affine, dtype=torch.float32, shape=(6, 5, 16))
+    with torch.no_grad():
+        args[0].mul_(3.0)  # reach the flat tails too
+    compiled = torch.compile(lambda *a: fast_pointwise(*a, kind), fullgraph=True, dynamic=False)
+    return args, compiled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, shift, affine", [
+    ("erf", "scalar", True), ("erf", None, False), ("erf", "vector", True),
+    ("tanh", None, True), ("tanh", "scalar", True)])
+def test_compiled_fast_path_matches_exact_formula_and_its_autograd(kind, shift, affine) -> None:
+    """float32 under torch.compile (approximations inside) against the exact formula in
+    float64 (values) and against autograd of the plain float32 formula (gradients)."""
+    args, compiled = _compiled_layer_case(kind, shift, affine)
+    tensors = [t for t in args if t is not None]
+    fn = torch.erf if kind == "erf" else torch.tanh
+    y = compiled(*args)
+    exact = plain_formula(fn, *(t.double() if t is not None else None for t in args))
+    scale = 1.0 if args[3] is None else float(args[3].abs().max())
+    assert (y.double() - exact).abs().max() < 1e-6 * scale
+    upstream = torch.randn_like(y)
+    got = torch.autograd.grad(y, tensors, upstream)
+    want = torch.autograd.grad(plain_formula(fn, *args), tensors, upstream)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(b.abs().max())))
+
+
+@pytest.mark.slow
+def test_compiled_fast_path_saves_only_its_inputs_and_allocates_one_full_tensor_per_pass() -> None:
+    """The speed design: the forward writes only y and hands backward nothing computed
+    (AOT autograd would save z and f(z) if the two passes shared an fma node); the
+    backward allocates only the input gradient at full size."""
+    from torch._inductor.utils import run_and_get_code
+
+    args, compiled = _compiled_layer_case("erf", "scalar", True)
+
+    def step() -> None:
+        compiled(*args).backward(torch.ones(6, 5, 16))
+
+    _, (forward_code, backward_code) = run_and_get_code(step)
+    full = "empty_strided_cpu((6, 5, 16)"
+    assert forward_code.count(full) == 1 and backward_code.count(full) == 1
+    saved = forward_code.split("return (")[-1].split(")")[0]
+    assert "buf" not in saved.split(",", 1)[1]  # after y: the primals only
 
 
 def test_fast_path_saves_only_inputs() -> None:
