@@ -180,16 +180,26 @@ def test_fast_path_passes_gradcheck_and_gradgradcheck(kind, shift, affine) -> No
 
 
 @pytest.mark.parametrize("kind", ["erf", "tanh"])
-def test_inplace_and_functional_backwards_agree(kind) -> None:
-    x, alpha, s, w, b = _inputs("vector", True, shape=(3, 4, 5))
-    grad = torch.randn(3, 4, 5, dtype=torch.float64)
-    need = (True,) * 5
-    inplace = fast_module._backward_inplace(kind, grad, x.detach(), alpha.detach(), s.detach(),
-                                            w.detach(), True, need)
-    functional = fast_module._backward_functional(kind, grad, x.detach(), alpha.detach(),
-                                                  s.detach(), w.detach(), True, need)
+@pytest.mark.parametrize("shift", ["vector", "scalar", None])
+@pytest.mark.parametrize("channels", [(5,), (4, 5)])
+def test_inplace_and_functional_backwards_agree(kind, shift, channels) -> None:
+    """Both functional layouts (row pass for a scalar/no shift, columns first for a vector
+    shift) against the eager in-place backward, also with a multi-dim channel shape."""
+    torch.manual_seed(0)
+    shape = (3, 4, *channels) if len(channels) == 1 else (3, *channels)
+    x = torch.randn(*shape, dtype=torch.float64)
+    alpha = torch.tensor(0.8, dtype=torch.float64)
+    s = {"vector": 0.1 * torch.randn(channels, dtype=torch.float64),
+         "scalar": torch.tensor(0.2, dtype=torch.float64), None: None}[shift]
+    w = 1 + 0.3 * torch.randn(channels, dtype=torch.float64)
+    grad = torch.randn(*shape, dtype=torch.float64)
+    need = (True, True, shift is not None, True, True)
+    inplace = fast_module._backward_inplace(kind, grad, x, alpha, s, w, True, need)
+    functional = fast_module._backward_functional(kind, grad, x, alpha, s, w, True, need)
     for a, c in zip(inplace, functional):
-        assert a.shape == c.shape and torch.allclose(a, c, atol=1e-12)
+        assert (a is None) == (c is None)
+        if a is not None:
+            assert a.shape == c.shape and torch.allclose(a, c, atol=1e-12)
 
 
 @pytest.mark.parametrize("frozen", ["input", "parameters"])

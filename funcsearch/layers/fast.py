@@ -242,7 +242,7 @@ def _backward_columns_first(kind: str, grad: Tensor, x: Tensor, alpha: Tensor,
     else:
         f = _traced_value("tanh", z)
         d = sech_squared(z) if _approximates(z) else 1.0 - f * f
-    w_scale = scale if weight is None else weight * scale
+    w_scale = scale if weight is None else weight.reshape(-1) * scale  # like block sums: (C,)
     g_alpha = None
     if need_alpha:
         g_alpha = shaped((block_sum(grad * d * x) * w_scale).sum(), alpha)
