@@ -326,12 +326,21 @@ EXP2_COEFFICIENTS = (1.0, 0.6931471825, 0.2402264476, 0.05550347269, 0.009618384
 def fma(a: Tensor, b: Tensor | float, c: Tensor | float) -> Tensor:
     """``a * b + c``; under ``torch.compile`` one fused multiply-add (inductor's ``fma``
     prim: the C++ backend compiles with ``-ffp-contract=off``, so ``a * b + c`` written
-    out costs a multiply and an add with two roundings). Eager: ``a * b + c``."""
+    out costs a multiply and an add with two roundings). Eager, or with a torch that has
+    no such prim (a private API): ``a * b + c``."""
     if torch.compiler.is_compiling():
-        from torch._inductor import inductor_prims
-
-        return inductor_prims.fma(a, b, c)
+        prim = _inductor_fma()
+        if prim is not None:
+            return prim(a, b, c)
     return a * b + c
+
+
+def _inductor_fma() -> Callable[..., Tensor] | None:
+    try:
+        from torch._inductor import inductor_prims
+    except ImportError:
+        return None
+    return getattr(inductor_prims, "fma", None)
 
 
 def _polynomial(x2: Tensor, coefficients: tuple[float, ...]) -> Tensor:

@@ -11,7 +11,10 @@ input) on inputs large enough for it to pay. ``compile=True`` runs the formula t
 of the default ViT proxy took 14 s with it and its steps were no faster (25.9 vs 25.8 ms),
 because the proxy's norms are small and their cost is per-call overhead, not arithmetic;
 every new candidate expression pays 3-6 s of compilation again. Turn it on for large
-activations (``benchmarks/bench_layers.py`` shows the gain on a 64x65x256 input).
+activations (``benchmarks/bench_layers.py`` shows the gain on a 64x65x256 input). Under
+``torch.compile`` float32 erf and tanh (and their derivatives) are evaluated by inline
+approximations accurate to about 5 float32 ulp (max abs error 3.2e-7), see
+:mod:`funcsearch.layers.fast`; eager and float64 use torch's own functions.
 """
 
 from __future__ import annotations
