@@ -100,6 +100,9 @@ def leaderboard_command(
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
     fmt: str = typer.Option("table", "--format", help="table, md, csv or html"),
     out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+    reference: str | None = typer.Option(None, "--reference", help="also show the proxy's fidelity "
+                                         "against this reference CSV (path, or a shipped set's name, "
+                                         "e.g. paper_property_tables.csv)"),
 ) -> None:
     """Rank the functions of a search: mean, spread and 95% interval over seeds, per proxy."""
     from funcsearch.errors import InputError
@@ -107,13 +110,23 @@ def leaderboard_command(
 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", field="--format")
+    if reference is not None and fmt == "csv":
+        raise InputError("--reference adds a fidelity section: use --format table, md or html",
+                         field="--reference")
     board = leaderboard(results, proxy=proxy)
+    fidelity = ""
+    if reference is not None:
+        from funcsearch.report import fidelity_section
+
+        fidelity = fidelity_section(results, reference, "html" if fmt == "html" else "md", proxy=proxy)
     if fmt == "table" and out is None:
         wide = console if console.is_terminal else Console(width=160)  # pipes: no 80-column wrap
         for part in rich_renderables(board):
             wide.print(part)
+        if fidelity:
+            sys.stdout.write("\n" + fidelity)
         return
-    text = board.render("md" if fmt == "table" else fmt)
+    text = board.render("md" if fmt == "table" else fmt) + fidelity
     if out is None:
         sys.stdout.write(text)
     else:
@@ -228,6 +241,23 @@ def calibrate_command(
         loaded = loaded.model_copy(update={"n_recipes": recipes})
     table = calibrate(loaded, console=console)
     console.print(f"{len(table)} recipe evaluations; report: {loaded.folder() / 'calibration.md'}")
+
+
+@app.command("report")
+def report_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/property_shift"),
+    out: str | None = typer.Option(None, "--out", help="folder for index.html and its PNGs "
+                                   "(default: <results>/report)"),
+    reference: str | None = typer.Option(None, "--reference", help="add the proxy's fidelity against "
+                                         "this reference CSV (path, or a shipped set's name)"),
+    top: int = typer.Option(5, "--top", min=1, help="functions shown at each end of the ranking "
+                            "(shapes) and at the top (training curves)"),
+) -> None:
+    """One self-contained HTML page (and its PNGs) on a results folder; opens from disk."""
+    from funcsearch.report import write_report
+
+    path = write_report(results, out, reference=reference, top=top)
+    console.print(f"wrote {path} (open it in a browser)", highlight=False)
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def _panel(ax: object, board: Leaderboard, proxy: str, table: pd.DataFrame) -> N
     if len(best):
         ax.axvline(best.iloc[0]["mean"], color=BASELINE_COLOUR, linestyle="--", linewidth=0.8,
                    label=f"best baseline ({best.iloc[0]['candidate']})")
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="best", fontsize=7)
     if len(unscored):
         x = ax.get_xlim()[0] if len(scored) else 0.0
         for index, r in unscored.iterrows():

@@ -1,0 +1,205 @@
+"""Training curves of chosen functions, and fitting against generalisation.
+
+    plot_curves(trials_of_one_proxy, ["erf", "layernorm"], "curves.png")
+    plot_fit_vs_test(fit_table, "fit.png", metric="test_acc", higher=True)
+
+``plot_curves`` draws one panel per function: every seed's training loss (solid, left axis)
+and its per-epoch evaluation metric (dashed, right axis), one colour per seed. A diverged
+seed ends in a red cross at the epoch where it diverged (its curve holds only the epochs
+that finished), so a glance shows whether a function fails early, late or on one seed only.
+
+``plot_fit_vs_test`` is the paper's generalisation analysis (PAPER_METHODS.md section 5):
+the evaluation-mode training loss (how well the model fits its training set, without
+augmentation or dropout) against the test metric, seed means with +-1 std bars. Points to
+the left fit better; a point that fits well but tests worse generalises worse.
+Rendering uses matplotlib's Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from funcsearch.errors import InputError
+
+__all__ = ["curve_metric", "parse_curve", "plot_curves", "plot_fit_vs_test"]
+
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
+EVAL_METRICS = ("test_acc", "heldout_loss", "test_loss")
+"""Per-epoch metrics drawn beside the training loss, in order of preference."""
+DIVERGED_COLOUR = "#d62728"
+BASELINE_COLOUR = "#d62728"
+CANDIDATE_COLOUR = "#1f77b4"
+
+
+def parse_curve(value: Any) -> list[dict[str, float]]:
+    """A stored curve (JSON text or list) as a list of per-epoch dicts; [] when missing."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str) or not value:
+        return []
+    return json.loads(value)
+
+
+def curve_metric(trials: pd.DataFrame) -> str | None:
+    """The per-epoch evaluation metric to draw: the primary metric when it is logged every
+    epoch (vit: test_acc), else the first of :data:`EVAL_METRICS` found (dit: heldout_loss)."""
+    keys: set[str] = set()
+    for value in trials["curve"]:
+        for point in parse_curve(value):
+            keys.update(point)
+    primary = str(trials["primary_metric"].iloc[0]) if len(trials) else ""
+    if primary in keys:
+        return primary
+    return next((m for m in EVAL_METRICS if m in keys), None)
+
+
+def _check_out(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"the image must end in {', '.join(IMAGE_SUFFIXES)}", field="--out",
+                         file=str(out))
+    return out
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _diverged_epoch(row: pd.Series, curve: list[dict[str, float]]) -> float:
+    """Where a diverged run stopped, in epochs (from its step and the curve's steps/epoch)."""
+    step = row.get("diverged_step")
+    if curve and step is not None and not (isinstance(step, float) and math.isnan(step)):
+        last = curve[-1]
+        if last.get("step") and last.get("epoch"):
+            return float(step) / (float(last["step"]) / float(last["epoch"]))
+    return float(len(curve)) + 0.5
+
+
+def plot_curves(trials: pd.DataFrame, functions: Sequence[str], out: str | Path, *,
+                title: str = "", columns: int = 4) -> Path:
+    """One panel per function of ``functions`` (candidate names of ``trials``, one proxy):
+    every seed's training loss and evaluation metric per epoch. Returns the path written."""
+    out = _check_out(out)
+    if not functions:
+        raise InputError("no functions to draw curves of")
+    if trials["proxy"].nunique() > 1:
+        raise InputError("plot_curves draws one proxy at a time; filter the trials first")
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    metric = curve_metric(trials)
+    seeds = sorted(int(s) for s in trials["seed"].unique())
+    colour = {seed: f"C{i % 10}" for i, seed in enumerate(seeds)}
+    columns = max(1, min(columns, len(functions)))
+    rows = math.ceil(len(functions) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.7 * columns, 2.6 * rows + 0.5), squeeze=False,
+                             layout="constrained")
+    for index, name in enumerate(functions):
+        ax = axes[index // columns][index % columns]
+        right = ax.twinx() if metric else None
+        group = trials[trials["candidate"] == name].sort_values("seed")
+        outcome = []
+        for _, row in group.iterrows():
+            curve = parse_curve(row["curve"])
+            seed = int(row["seed"])
+            epochs = [p.get("epoch", i + 1) for i, p in enumerate(curve)]
+            losses = [p.get("train_loss", math.nan) for p in curve]
+            ax.plot(epochs, losses, color=colour[seed], lw=1.3, marker=".", markersize=3)
+            if right is not None and metric:
+                right.plot(epochs, [p.get(metric, math.nan) for p in curve], color=colour[seed],
+                           lw=1.0, ls="--", marker=".", markersize=3)
+            if row["status"] == "diverged":
+                x = _diverged_epoch(row, curve)
+                y = losses[-1] if losses and math.isfinite(losses[-1]) else None
+                if y is None:
+                    ax.axvline(x, color=DIVERGED_COLOUR, lw=1.0, ls=":")
+                else:
+                    ax.plot([x], [y], marker="X", color=DIVERGED_COLOUR, markersize=8)
+                outcome.append(f"s{seed}: diverged")
+            elif row["status"] == "ok":
+                score = float(row["score"])
+                outcome.append(f"s{seed}: {score:.3g}" if math.isfinite(score) else f"s{seed}: ok")
+            else:
+                outcome.append(f"s{seed}: {row['status']}")
+        any_diverged = bool((group["status"] == "diverged").any())
+        label = name if len(name) <= 40 else name[:37] + "..."
+        ax.set_title(label, fontsize=9, fontweight="bold",
+                     color=DIVERGED_COLOUR if any_diverged else "black")
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.set_xlabel("epoch\n" + "  ".join(outcome), fontsize=7, labelpad=1)
+        ax.set_ylabel("train loss", fontsize=7)
+        if right is not None:
+            right.tick_params(labelsize=7)
+            right.yaxis.set_major_locator(MaxNLocator(5))
+            right.set_ylabel(metric, fontsize=7)
+        if group.empty:
+            ax.text(0.5, 0.5, "no trials", transform=ax.transAxes, ha="center")
+    for index in range(len(functions), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    handles = [Line2D([], [], color="0.2", lw=1.3, label="train loss (left)")]
+    if metric:
+        handles.append(Line2D([], [], color="0.2", lw=1.0, ls="--", label=f"{metric} (right)"))
+    handles += [Line2D([], [], color=colour[s], lw=2, label=f"seed {s}") for s in seeds]
+    handles.append(Line2D([], [], color=DIVERGED_COLOUR, marker="X", lw=0, label="diverged"))
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 3 * columns),
+               fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_fit_vs_test(table: pd.DataFrame, out: str | Path, *, metric: str, higher: bool,
+                     title: str = "") -> Path:
+    """Scatter of evaluation-mode training loss (x) against the test metric (y).
+
+    ``table`` has one row per function: ``candidate``, ``kind``, ``train_eval_loss_mean``,
+    ``train_eval_loss_std``, ``metric_mean``, ``metric_std`` (see
+    :func:`funcsearch.report.fit_table`)."""
+    out = _check_out(out)
+    table = table.dropna(subset=["train_eval_loss_mean", "metric_mean"])
+    if table.empty:
+        raise InputError("no function has both an evaluation-mode training loss and a test metric")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    for _, r in table.iterrows():
+        baseline = r["kind"] == "baseline"
+        ax.errorbar(r["train_eval_loss_mean"], r["metric_mean"],
+                    xerr=_bar(r["train_eval_loss_std"]), yerr=_bar(r["metric_std"]), fmt="o",
+                    color=BASELINE_COLOUR if baseline else CANDIDATE_COLOUR, markersize=4,
+                    capsize=2, lw=0.8)
+        ax.annotate(str(r["candidate"])[:28], (r["train_eval_loss_mean"], r["metric_mean"]),
+                    textcoords="offset points", xytext=(4, 3), fontsize=6.5, color="0.25")
+    values = table["train_eval_loss_mean"].to_numpy(dtype=float)
+    if (values > 0).all() and values.max() / values.min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("evaluation-mode training loss (lower = fits the training set better)")
+    ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "fitting vs generalisation (seed mean, bars +-1 std over seeds)", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _bar(std: object) -> float | None:
+    value = float(std) if std is not None else math.nan
+    return None if math.isnan(value) else value
+
