@@ -45,6 +45,8 @@ class Interval:
     def __str__(self) -> str:
         if math.isnan(self.estimate):
             return "n/a"
+        if math.isnan(self.low) or math.isnan(self.high):
+            return f"{self.estimate:+.2f} (no interval: one seed)"
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 
