@@ -165,9 +165,11 @@ def _backward_functional(kind: str, grad: Tensor, x: Tensor, alpha: Tensor,
 
     Two passes over the data, each reading only ``grad`` and ``x``:
 
-    * rows: one loop over each row of channels that evaluates ``f'(z)`` once, writes the
-      input gradient and takes the row sums for the scalar ``alpha`` and scalar shift
-      (inductor fuses a pointwise output with a reduction over the same row);
+    * rows: one loop over each row of channels that evaluates ``f'(z)`` once (float32
+      under ``torch.compile``: ``exp(-z^2)`` by the inline :func:`exp2_nonpositive`,
+      :func:`sech_squared` for tanh), writes the input gradient and takes the row sums
+      for the scalar ``alpha`` and scalar shift (inductor fuses a pointwise output with a
+      reduction over the same row);
     * columns: the per-channel sums for gamma and beta, in blocks of rows so they walk
       memory in order; ``f`` is recomputed here by the rational approximation (float32
       under ``torch.compile``), which costs no ``exp``.
