@@ -446,13 +446,21 @@ NOTE = ("mean/std over seeds that finished ok; 95% CI t-based; diff = paired by 
         "positive = better than the best baseline; 'yes' = whole 95% CI above 0.")
 
 
+def significant(value: float, digits: int = 2) -> str:
+    """``value`` with about ``digits`` significant digits, without an exponent below 1e6."""
+    if value == 0 or not math.isfinite(value) or abs(value) >= 1e6 or abs(value) < 1e-4:
+        return f"{value:.{digits}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
 def _plus_minus(mean: object, low: object, high: object, signed: bool = False) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return ""
     text = f"{float(mean):+.4g}" if signed else fmt(mean)
     if low is None or (isinstance(low, float) and math.isnan(low)):
         return text
-    return f"{text} ± {(float(high) - float(low)) / 2:.2g}"
+    return f"{text} ± {significant((float(high) - float(low)) / 2)}"
 
 
 def rich_renderables(board: Leaderboard) -> list[object]:
