@@ -8,6 +8,10 @@ are timed four ways, all after warm-up (workers started, torch and the proxies i
 - ``search 1`` / ``search 2``: ``run_search`` with concurrency 1 / 2 on a local Ray
   cluster with 2 CPUs (one torch thread per trial), each into a fresh results folder.
 
+The four are interleaved and repeated (``--repeats``, default 2) and the fastest of each is
+kept: on a shared machine, the least disturbed measurement is the one that shows what the
+engine can do. Every measurement is printed too.
+
 Printed: the search's throughput ratio ``search 1 / search 2`` (goal >= 1.7x), the machine's
 ratio ``plain 1 / plain 2`` and their quotient (how much of the machine's parallelism the
 engine delivers); the scheduling overhead per trial ``(search 1 - plain 1) / 6`` (everything
@@ -116,9 +120,13 @@ def _warm_up() -> int:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    repeats = parser.parse_args().repeats
     n = len(FUNCTIONS) * len(SEEDS)
-    plain_1 = timed_plain(1)
-    plain_2 = timed_plain(2)
+    times: dict[str, list[float]] = {"plain 1": [], "plain 2": [], "search 1": [], "search 2": []}
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(HERE)}})
     try:
@@ -128,19 +136,29 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            search_1, _ = timed_search(TRIALS, folder, "one", 1)
-            search_2, _ = timed_search(TRIALS, folder, "two", 2)
+            for r in range(repeats):
+                order = ["plain 1", "search 1", "plain 2", "search 2"]
+                for what in order if r % 2 == 0 else order[::-1]:
+                    workers = int(what[-1])
+                    if what.startswith("plain"):
+                        times[what].append(timed_plain(workers))
+                    else:
+                        times[what].append(timed_search(TRIALS, folder, f"{what[-1]}-{r}", workers)[0])
+                    print(f"  {what}: {times[what][-1]:6.1f} s", flush=True)
             noop, n_noop = timed_search(NOOP, folder, "noop", 1, trial_fn=trial_fn)
     finally:
         ray.shutdown()
-    engine, machine = search_1 / search_2, plain_1 / plain_2
-    print(f"{n} ViT trials (default size, {OVERRIDES['epochs']} epochs), one torch thread each")
-    print(f"  plain processes, 1 at a time: {plain_1:6.1f} s   2 at a time: {plain_2:6.1f} s")
-    print(f"  search on Ray,   1 at a time: {search_1:6.1f} s   2 at a time: {search_2:6.1f} s")
+    best = {k: min(v) for k, v in times.items()}
+    engine, machine = best["search 1"] / best["search 2"], best["plain 1"] / best["plain 2"]
+    print(f"{n} ViT trials (default size, {OVERRIDES['epochs']} epochs), one torch thread each; "
+          f"fastest of {repeats}")
+    print(f"  plain processes, 1 at a time: {best['plain 1']:6.1f} s   2 at a time: {best['plain 2']:6.1f} s")
+    print(f"  search on Ray,   1 at a time: {best['search 1']:6.1f} s   2 at a time: {best['search 2']:6.1f} s")
     print(f"throughput of 2 concurrent trials over 1, search:  {engine:.2f}x (goal >= 1.7x)")
     print(f"  the same trials as plain processes (machine):    {machine:.2f}x")
     print(f"  share of the machine's parallelism delivered:    {engine / machine:.2f}")
-    print(f"scheduling overhead per trial, real trials:        {(search_1 - plain_1) / n:.3f} s (goal < 1 s)")
+    print(f"scheduling overhead per trial, real trials:        "
+          f"{(best['search 1'] - best['plain 1']) / n:.3f} s (goal < 1 s)")
     print(f"scheduling overhead per trial, {n_noop} no-op trials:    {noop / n_noop:.3f} s")
 
 
