@@ -25,6 +25,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _emit(text: str, out: str | None) -> None:
+    """Print a command's text output, or write it to ``out``."""
+    if out is None:
+        sys.stdout.write(text)
+        return
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    console.print(f"wrote {out}")
+
+
 # --- commands are added below, one small function each --------------------------------
 
 
@@ -127,12 +137,7 @@ def leaderboard_command(
             sys.stdout.write("\n" + fidelity)
         return
     text = board.render("md" if fmt == "table" else fmt) + fidelity
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        with open(out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        console.print(f"wrote {out}")
+    _emit(text, out)
 
 
 @plot_app.command("leaderboard")
@@ -220,12 +225,7 @@ def fidelity_command(
         text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
     else:
         text = "\n\n".join(r.to_markdown() for r in reports) + "\n"
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        with open(out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        console.print(f"wrote {out}")
+    _emit(text, out)
 
 
 @app.command("calibrate")

@@ -319,16 +319,12 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
                         proxy: str | None = None, studies: Sequence[str] | None = None,
                         top_k: int = 5, bootstrap: int = 1000) -> list[FidelityReport]:
     """Fidelity of every proxy (or one) of a results folder against a reference set."""
-    from funcsearch.errors import DataError, InputError
+    from funcsearch.errors import InputError
     from funcsearch.references import load_reference
-    from funcsearch.search.store import ResultsStore
+    from funcsearch.search.store import read_results
 
     folder = Path(results)
-    if not folder.is_dir():
-        raise DataError("results folder not found", file=str(folder))
-    frame = ResultsStore(folder).read_current()
-    if not len(frame):
-        raise DataError("no trials stored yet in this results folder", file=str(folder))
+    frame = read_results(folder)
     reference_set = load_reference(reference)
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
     reports = []

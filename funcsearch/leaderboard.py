@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from funcsearch.errors import DataError, InputError
+from funcsearch.errors import InputError
 
 FORMATS = ("table", "md", "csv", "html")
 
@@ -114,15 +114,10 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> 
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
     else:
-        from funcsearch.search.store import ResultsStore
+        from funcsearch.search.store import read_results
 
-        folder = Path(source)
-        if not folder.is_dir():
-            raise DataError("results folder not found", file=str(folder))
-        frame = ResultsStore(folder).read_current()
-        title = folder.name
-        if not len(frame):
-            raise DataError("no trials stored yet in this results folder", file=str(folder))
+        frame = read_results(source)
+        title = Path(source).name
     if proxy is not None:
         if proxy not in set(frame["proxy"]):
             raise InputError(f"no trials of proxy {proxy!r} (stored: "

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from funcsearch.errors import DataError, FuncsearchError, InputError
+from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.leaderboard import (NOTE, Leaderboard, agreement_lines, aggregate_rows, display_rows, fmt,
                                     leaderboard, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
@@ -55,15 +55,9 @@ EVAL_LOSS = "train_eval_loss"
 
 def read_results(results: str | Path) -> pd.DataFrame:
     """The current trials of a results folder; a clear error if there are none."""
-    from funcsearch.search.store import ResultsStore
+    from funcsearch.search.store import read_results as read_store
 
-    folder = Path(results)
-    if not folder.is_dir():
-        raise DataError("results folder not found", file=str(folder))
-    frame = ResultsStore(folder).read_current()
-    if not len(frame):
-        raise DataError("no trials stored yet in this results folder", file=str(folder))
-    return frame
+    return read_store(results)
 
 
 # -- numbers used by the sections -----------------------------------------------------------

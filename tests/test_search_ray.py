@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from funcsearch.search import load_search_config, run_search
+from funcsearch.search import run_search
 from funcsearch.search.store import ResultsStore
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from funcsearch.errors import ConfigError, FuncsearchError, InputError
+from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.search.config import FUNCTION_FIELDS, SearchConfig
 from funcsearch.search.keys import digest, trial_key, unit_key
 

@@ -275,3 +275,14 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_results(results: str | Path) -> pd.DataFrame:
+    """The current trials of a results folder; a clear error if it is missing or empty."""
+    folder = Path(results)
+    if not folder.is_dir():
+        raise DataError("results folder not found", file=str(folder))
+    frame = ResultsStore(folder).read_current()
+    if not len(frame):
+        raise DataError("no trials stored yet in this results folder", file=str(folder))
+    return frame
