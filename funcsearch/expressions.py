@@ -411,9 +411,15 @@ def _numpy_backend() -> _Backend:
             "erf": special.erf, "erfc": special.erfc, "tanh": np.tanh, "atan": np.arctan,
             "asinh": np.arcsinh, "sinh": np.sinh, "cosh": np.cosh, "exp": np.exp,
             "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan, "abs": np.abs,
-            "sign": np.sign, "sqrt": np.sqrt, "pow": np.power, "maximum": np.maximum,
-            "minimum": np.minimum, "where": np.where, "and": np.logical_and,
-            "or": np.logical_or, "full_like": lambda t, v: np.full_like(t, v),
+            "sign": np.sign, "sqrt": np.sqrt,
+            # binary ops take the input ``like`` as the torch ones do (numpy broadcasts scalars)
+            "pow": lambda a, b, like: np.power(a, b),
+            "maximum": lambda a, b, like: np.maximum(a, b),
+            "minimum": lambda a, b, like: np.minimum(a, b),
+            "where": lambda c, a, b, like: np.where(c, a, b),
+            "and": lambda a, b, like: np.logical_and(a, b),
+            "or": lambda a, b, like: np.logical_or(a, b),
+            "full_like": lambda t, v: np.full_like(t, v),
             "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
         },
     )
@@ -524,14 +530,10 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
             if exponent == -1:
                 return lambda t: 1.0 / base_fn(t)
             if isinstance(exponent, sp.Integer):
-                power = int(exponent)
-                if is_torch:
-                    return lambda t: ops["pow"](base_fn(t), power, t)
-                return lambda t: ops["pow"](base_fn(t), float(power))
+                power = int(exponent) if is_torch else float(exponent)
+                return lambda t: ops["pow"](base_fn(t), power, t)
             exponent_fn = compile_node(exponent)
-            if is_torch:
-                return lambda t: ops["pow"](base_fn(t), exponent_fn(t), t)
-            return lambda t: ops["pow"](base_fn(t), exponent_fn(t))
+            return lambda t: ops["pow"](base_fn(t), exponent_fn(t), t)
         if node.func in _UNARY:
             name = _UNARY[node.func]
             (arg,) = node.args
@@ -555,10 +557,7 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
             def extremum(t: Any) -> Any:
                 result = parts[0](t)
                 for part in parts[1:]:
-                    if is_torch:
-                        result = ops[name](result, part(t), t)
-                    else:
-                        result = ops[name](result, part(t))
+                    result = ops[name](result, part(t), t)
                 return result
 
             return extremum
@@ -569,10 +568,7 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
                 value_fn, _ = pieces[-1]
                 result = value_fn(t)
                 for value_fn, cond_fn in reversed(pieces[:-1]):
-                    if is_torch:
-                        result = ops["where"](cond_fn(t), value_fn(t), result, t)
-                    else:
-                        result = ops["where"](cond_fn(t), value_fn(t), result)
+                    result = ops["where"](cond_fn(t), value_fn(t), result, t)
                 return result
 
             return piecewise
@@ -594,7 +590,7 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
             def logic(t: Any) -> Any:
                 result = parts[0](t)
                 for part in parts[1:]:
-                    result = ops[name](result, part(t), t) if is_torch else ops[name](result, part(t))
+                    result = ops[name](result, part(t), t)
                 return result
 
             return logic
