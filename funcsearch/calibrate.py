@@ -90,6 +90,9 @@ class CalibrationConfig(BaseModel):
     alpha_init: float = Field(0.5, gt=0)
     base: dict[str, Any] = Field(default_factory=dict, description="fixed overrides of every recipe")
     space: dict[str, RecipeParam] = Field(min_length=1)
+    start_with: list[dict[str, Scalar]] = Field(
+        default_factory=list, description="recipes (points of the space) evaluated right after the "
+                                          "default, e.g. from an earlier probe; the sampler learns from them")
     sampler_seed: int = 0
     concurrency: int | None = None
     address: str | None = None
@@ -120,7 +123,26 @@ def load_calibration_config(path: str | Path) -> CalibrationConfig:
         if key not in known:
             raise doc.error(f"unknown {config.proxy} setting {key!r}",
                             ("space" if key in config.space else "base", key))
+    for index, point in enumerate(config.start_with):
+        for key, value in point.items():
+            problem = _outside_space(config, key, value)
+            if problem:
+                raise doc.error(problem, ("start_with", index, key))
     return config
+
+
+def _outside_space(config: CalibrationConfig, key: str, value: Any) -> str | None:
+    """Why ``key: value`` is not a point of the calibration space (None when it is)."""
+    param = config.space.get(key)
+    if param is None:
+        return f"{key!r} is not searched (space has {', '.join(config.space)})"
+    if param.values is not None:
+        return None if value in param.values else f"{value!r} is not one of {param.values}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number"
+    if not param.low <= value <= param.high:
+        return f"{value} is outside [{param.low:g}, {param.high:g}]"
+    return None
 
 
 # -- which functions ---------------------------------------------------------------------------
@@ -302,6 +324,9 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
                 study.add_trial(optuna.trial.create_trial(
                     params=point, distributions=_distributions(config), value=row["objective"],
                     user_attrs={"seconds_per_trial": row["seconds_per_trial"], "default": True}))
+
+        for point in config.start_with:  # known-good guesses first; skipped once evaluated (resume)
+            study.enqueue_trial(point, skip_if_exists=True)
 
         done, attempts = distinct(), 0
         while done < config.n_recipes and attempts < 4 * config.n_recipes:  # a small space can run out

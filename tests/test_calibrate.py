@@ -32,6 +32,10 @@ def test_config_errors_name_file_line_and_field(tmp_path: Path) -> None:
     path.write_text("name: c\nproxy: vit\ncalibrate_on: [growth]\nhold_out: [growth]\nspace:\n  lr: {low: 1, high: 0}\n")
     with pytest.raises(ConfigError, match="cal.yaml"):
         load_calibration_config(path)
+    path.write_text("name: c\nproxy: vit\ncalibrate_on: [growth]\nspace:\n  lr: {low: 0.001, high: 0.01}\n"
+                    "start_with:\n  - {lr: 0.005}\n  - {lr: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"cal.yaml:8: start_with\[1\]\.lr: 0.5 is outside \[0.001, 0.01\]"):
+        load_calibration_config(path)
 
 
 @pytest.mark.ray
@@ -40,11 +44,13 @@ def test_calibration_runs_resumes_and_writes_a_preset(ray_cluster: None, tmp_pat
     config = CalibrationConfig(
         name="cal", proxy="vit", calibrate_on=["growth"], hold_out=["flatzone"], functions_per_study=3,
         seeds=[0], n_recipes=2, base=TINY, space={"lr": {"values": [0.001, 0.003, 0.03]}},
-        output=str(tmp_path), preset_out=str(preset), concurrency=2,
+        start_with=[{"lr": 0.03}], output=str(tmp_path), preset_out=str(preset), concurrency=2,
     )
     table = calibrate(config)
     calibration = table[table["split"] == "calibration"]
     assert len(calibration) == 2 and calibration["default"].sum() == 1
+    # the recipe after the default is the one given in start_with
+    assert '"lr": 0.03' in calibration[calibration["default"] == False]["overrides"].iloc[0]  # noqa: E712
     assert set(table["split"]) == {"calibration", "holdout"}
     assert calibration["n_shared"].min() == 3
     assert table["objective"].between(-0.5, 1.0).all()

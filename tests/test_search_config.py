@@ -125,6 +125,26 @@ def test_candidate_equal_to_a_baseline_is_trained_once(tmp_path: Path) -> None:
     assert ("erf", "same function as derf") in selection.dropped
 
 
+def test_shift_variants_train_each_candidate_once_per_variant(tmp_path: Path) -> None:
+    """An ablation of s lists variants; each gets its own name and key, norms and DyT one."""
+    config = load_search_config(write(tmp_path, VALID + "function:\n  shift: [none, scalar, vector]\n"))
+    functions = select_functions(config).functions
+    assert [(f.name, f.shift) for f in functions] == [
+        ("layernorm", "none"), ("dyt", "none"),
+        ("isru|s=none", "none"), ("isru|s=scalar", "scalar"), ("isru|s=vector", "vector"),
+        ("x/(1 + abs(x))|s=none", "none"), ("x/(1 + abs(x))|s=scalar", "scalar"),
+        ("x/(1 + abs(x))|s=vector", "vector")]
+    keys = {make_unit(config, f, "vit", {}).trials[0] for f in functions}
+    assert len(keys) == len(functions)
+    # the scalar variant is the same trial as in a search without variants (so it is reused)
+    plain = load_search_config(write(tmp_path, VALID))
+    isru = next(f for f in select_functions(plain).functions if f.name == "isru")
+    scalar = next(f for f in functions if f.name == "isru|s=scalar")
+    assert make_unit(plain, isru, "vit", {}).trials[0] == make_unit(config, scalar, "vit", {}).trials[0]
+    message = error_of(tmp_path, VALID + "function:\n  shift: [none, none]\n")
+    assert "search.yaml:11: function.shift: shift variants repeat" in message
+
+
 def test_the_worker_runs_exactly_the_config_the_trial_key_hashes(tmp_path: Path) -> None:
     """Preset, overrides and sweep values all reach the trial (not only the key)."""
     from funcsearch.proxies import PROXIES, TrialSpec

@@ -50,11 +50,34 @@ class CandidatesConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="keep at most this many (in catalog order)")
 
 
-class FunctionDefaults(_Strict):
-    """Unified-form settings for every candidate: y = gamma * f(alpha*x + s) + beta."""
+ShiftName = Literal["scalar", "vector", "none"]
 
-    shift: Literal["scalar", "vector", "none"] = "scalar"
+
+class FunctionDefaults(_Strict):
+    """Unified-form settings for every candidate: y = gamma * f(alpha*x + s) + beta.
+
+    ``shift`` may list several variants (``[none, scalar, vector]``): every candidate is then
+    trained once per variant, named ``<name>|s=<shift>``, so an ablation of the learnable
+    shift shows all variants side by side on one leaderboard (a sweep would keep only the
+    best point)."""
+
+    shift: ShiftName | list[ShiftName] = "scalar"
     alpha_init: float = Field(0.5, gt=0)
+
+    @field_validator("shift")
+    @classmethod
+    def _distinct_shifts(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("list at least one shift variant (scalar, vector or none)")
+            if len(set(value)) != len(value):
+                raise ValueError(f"shift variants repeat: {value}")
+        return value
+
+    @property
+    def shifts(self) -> list[str]:
+        """The shift variants, as a list."""
+        return list(self.shift) if isinstance(self.shift, list) else [self.shift]
 
 
 class ProxySettings(_Strict):

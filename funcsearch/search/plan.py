@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,13 @@ def select_functions(config: SearchConfig) -> FunctionSelection:
 
     for index, name in enumerate(config.baselines):
         expression = BASELINES[name]
-        shift = "none" if expression is None or name == "dyt" else defaults.shift
-        add(FunctionEntry(name, expression, shift, defaults.alpha_init if expression else 0.5,
-                          True, family="baselines", names=(name,)))
+        if expression is None or name == "dyt":  # no learnable shift in LayerNorm, RMSNorm, DyT
+            add(FunctionEntry(name, expression, "none", defaults.alpha_init if expression else 0.5,
+                              True, family="baselines", names=(name,)))
+            continue
+        for entry in shift_variants(FunctionEntry(name, expression, defaults.shifts[0], defaults.alpha_init,
+                                                  True, family="baselines", names=(name,)), defaults.shifts):
+            add(entry)
 
     candidates = _load_candidates(config)
     if config.candidates.only is not None:
@@ -141,7 +145,7 @@ def select_functions(config: SearchConfig) -> FunctionSelection:
         if expression is None:
             raise config.error(f"{name} is a statistics-based norm: list it under baselines",
                                "candidates", "functions", index)
-        candidates.append(FunctionEntry(name, expression, defaults.shift, defaults.alpha_init,
+        candidates.append(FunctionEntry(name, expression, defaults.shifts[0], defaults.alpha_init,
                                         False, family="functions", names=(name,)))
 
     required = config.candidates.require
@@ -159,10 +163,18 @@ def select_functions(config: SearchConfig) -> FunctionSelection:
             dropped.append((entry.name, f"beyond candidates.limit ({config.candidates.limit})"))
         kept = kept[:config.candidates.limit]
     for entry in kept:
-        add(entry)
+        for variant in shift_variants(entry, defaults.shifts):
+            add(variant)
     if not functions:
         raise config.error("no function left to train (every candidate was filtered out)", "candidates")
     return FunctionSelection(functions, dropped)
+
+
+def shift_variants(entry: FunctionEntry, shifts: list[str]) -> list[FunctionEntry]:
+    """``entry`` once per shift variant; with several, each is named ``<name>|s=<shift>``."""
+    if len(shifts) == 1:
+        return [replace(entry, shift=shifts[0])]
+    return [replace(entry, name=f"{entry.name}|s={shift}", shift=shift) for shift in shifts]
 
 
 def _resolve_path(config: SearchConfig, text: str) -> Path:
@@ -186,7 +198,7 @@ def _load_candidates(config: SearchConfig) -> list[FunctionEntry]:
             raise config.error(f"no such file or folder: {text}", "candidates", "paths", index)
         paths.append(path)
     defaults = config.function
-    return [FunctionEntry(c.name, c.expression, defaults.shift, defaults.alpha_init, False,
+    return [FunctionEntry(c.name, c.expression, defaults.shifts[0], defaults.alpha_init, False,
                           family=c.family, names=tuple(c.names), description=c.description)
             for c in load_candidates(paths)]
 
