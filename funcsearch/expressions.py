@@ -466,6 +466,7 @@ _UNARY = {
     sp.cos: "cos", sp.tan: "tan", sp.Abs: "abs", sp.sign: "sign",
 }
 _RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge"}
+_FOLDS = {sp.Max: "maximum", sp.Min: "minimum", sp.And: "and", sp.Or: "or"}
 
 
 def _constants_to_floats(expr: sp.Basic) -> sp.Basic:
@@ -550,17 +551,17 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
 
                 return unary_torch
             return lambda t: fn(arg_fn(t))
-        if isinstance(node, sp.Max | sp.Min):
-            name = "maximum" if isinstance(node, sp.Max) else "minimum"
+        if type(node) in _FOLDS:  # max, min, and, or of any number of arguments
+            name = _FOLDS[type(node)]
             parts = [compile_node(a) for a in node.args]
 
-            def extremum(t: Any) -> Any:
+            def fold(t: Any) -> Any:
                 result = parts[0](t)
                 for part in parts[1:]:
                     result = ops[name](result, part(t), t)
                 return result
 
-            return extremum
+            return fold
         if isinstance(node, sp.Piecewise):
             pieces = [(compile_node(e), compile_node(c)) for e, c in node.args]
 
@@ -583,17 +584,6 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
                 return ops[name](a, b)
 
             return relation
-        if isinstance(node, sp.And | sp.Or):
-            name = "and" if isinstance(node, sp.And) else "or"
-            parts = [compile_node(a) for a in node.args]
-
-            def logic(t: Any) -> Any:
-                result = parts[0](t)
-                for part in parts[1:]:
-                    result = ops[name](result, part(t), t)
-                return result
-
-            return logic
         raise ExpressionError(f"cannot compile '{node.func.__name__}' in {to_text(expr)}")
 
     body = compile_node(_constants_to_floats(expr))

@@ -53,25 +53,24 @@ def trial_key(*, name: str, expression: str | None, shift: str, alpha_init: floa
               proxy: str, seed: int, resolved_config: Mapping[str, Any],
               data: str | None) -> str:
     """The key of one training run (see module docstring for what goes in)."""
-    return digest({
-        "function": expression if expression is not None else f"norm:{name}",
-        "shift": shift,
-        "alpha_init": float(alpha_init),
-        "proxy": proxy,
-        "seed": int(seed),
-        "config": dict(resolved_config),
-        "data": data,
-    })
+    return digest({**_cell(name, expression, shift, alpha_init, proxy, resolved_config, data),
+                   "seed": int(seed)})
 
 
 def unit_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
              proxy: str, resolved_config: Mapping[str, Any], data: str | None) -> str:
     """The key of one (function, proxy, hyperparameters) cell: a trial key without the seed."""
-    return digest({
+    return digest(_cell(name, expression, shift, alpha_init, proxy, resolved_config, data))
+
+
+def _cell(name: str, expression: str | None, shift: str, alpha_init: float, proxy: str,
+          resolved_config: Mapping[str, Any], data: str | None) -> dict[str, Any]:
+    """What decides a run's numbers apart from the seed (key order does not matter: sorted)."""
+    return {
         "function": expression if expression is not None else f"norm:{name}",
         "shift": shift,
         "alpha_init": float(alpha_init),
         "proxy": proxy,
         "config": dict(resolved_config),
         "data": data,
-    })
+    }
