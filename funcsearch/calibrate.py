@@ -387,8 +387,15 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
     finally:
         if started_ray:
             ray.shutdown()
+    calibration = table[(table["split"] == "calibration") & table["recipe"].astype(bool)] if len(table) else table
+    if len(calibration):
+        from funcsearch.plots.calibration import plot_calibration
+
+        plot_calibration(table, folder / "calibration.png", title=f"{config.name} ({config.proxy}): "
+                         f"{len(calibration)} recipes", max_trial_seconds=config.max_trial_seconds,
+                         chosen=_best(calibration)["recipe"])
     (folder / "calibration.md").write_text(calibration_report(config, table))
-    if write_preset and len(table[(table["split"] == "calibration") & table["recipe"].astype(bool)]):
+    if write_preset and len(calibration):
         write_preset_file(config, table)
     return table
 
@@ -453,6 +460,12 @@ def calibration_report(config: CalibrationConfig, table: pd.DataFrame) -> str:
     if table.empty:
         return "\n".join(lines + ["No recipe evaluated yet."])
     valid = table[table["recipe"].astype(bool)] if "recipe" in table else table
+    calibration = valid[valid["split"] == "calibration"]
+    if len(calibration):
+        best = _best(calibration)
+        lines += [f"Recipes tried: {len(calibration)}. Chosen: `{best['recipe']}` (highest objective among "
+                  f"recipes within the time limit).", "",
+                  "![fidelity against cost of every recipe](calibration.png)", ""]
     for split in ("calibration", "holdout"):
         part = valid[valid["split"] == split]
         if part.empty:

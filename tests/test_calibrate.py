@@ -57,7 +57,9 @@ def test_calibration_runs_resumes_and_writes_a_preset(ray_cluster: None, tmp_pat
     written = yaml.safe_load(preset.read_text())
     assert written["proxy"] == "vit" and written["overrides"]["dim"] == 16
     assert written["fidelity"]["calibration"]["n_shared"] == 3
-    assert (tmp_path / "cal" / "calibration.md").read_text().startswith("# Calibration `cal`")
+    report = (tmp_path / "cal" / "calibration.md").read_text()
+    assert report.startswith("# Calibration `cal`") and "Recipes tried: 2." in report
+    assert (tmp_path / "cal" / "calibration.png").read_bytes().startswith(b"\x89PNG")
     trials_before = sum(len(pd.read_parquet(p)) for p in (tmp_path / "cal" / "recipes").rglob("trials/*.parquet"))
 
     # resume with a larger budget: earlier recipes are not retrained, one new recipe runs
