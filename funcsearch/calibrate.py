@@ -319,6 +319,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
                         "feasible": row["seconds_per_trial"] <= config.max_trial_seconds})
             rows.append(row)
             _save_rows(rows, table_path)
+            _print_figures(console, row)
             point = _default_point(config)
             if len(point) == len(config.space):
                 study.add_trial(optuna.trial.create_trial(
@@ -359,8 +360,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
             rows = [r for r in rows if not (r.get("recipe") == row["recipe"] and r.get("split") == "calibration")]
             rows.append(row)
             _save_rows(rows, table_path)
-            console.print(f"  objective {row['objective']:.3f}  Spearman {row['spearman']:+.2f}  patterns "
-                          f"{row['patterns_reproduced']}/{row['patterns_total']}  {row['seconds_per_trial']:.1f} s/trial")
+            _print_figures(console, row)
             done = distinct()
 
         table = pd.DataFrame(rows)
@@ -383,6 +383,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
                 rows = [r for r in rows if not (r.get("recipe") == row["recipe"] and r.get("split") == "holdout")]
                 rows.append(row)
                 _save_rows(rows, table_path)
+                _print_figures(console, row)
         table = pd.DataFrame(rows)
     finally:
         if started_ray:
@@ -398,6 +399,12 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
     if write_preset and len(calibration):
         write_preset_file(config, table)
     return table
+
+
+def _print_figures(console: Console, row: dict[str, Any]) -> None:
+    console.print(f"  objective {row['objective']:.3f}  Spearman {row['spearman']:+.2f}  patterns "
+                  f"{row['patterns_reproduced']}/{row['patterns_total']}  failure agreement "
+                  f"{row['failure_agreement']:.2f}  {row['seconds_per_trial']:.1f} CPU s/trial")
 
 
 def _save_rows(rows: list[dict[str, Any]], path: Path) -> None:
