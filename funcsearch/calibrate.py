@@ -388,6 +388,13 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
     finally:
         if started_ray:
             ray.shutdown()
+    write_calibration_outputs(config, table, write_preset=write_preset)
+    return table
+
+
+def write_calibration_outputs(config: CalibrationConfig, table: pd.DataFrame, *, write_preset: bool = True) -> None:
+    """calibration.png, calibration.md and (optionally) the preset, from the recipes table."""
+    folder = config.folder()
     calibration = table[(table["split"] == "calibration") & table["recipe"].astype(bool)] if len(table) else table
     if len(calibration):
         from funcsearch.plots.calibration import plot_calibration
@@ -398,7 +405,13 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
     (folder / "calibration.md").write_text(calibration_report(config, table))
     if write_preset and len(calibration):
         write_preset_file(config, table)
-    return table
+
+
+def _short(overrides: str) -> str:
+    """Overrides JSON with floats to 3 significant digits (for tables)."""
+    values = json.loads(overrides)
+    return json.dumps({k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in values.items()},
+                      sort_keys=True)
 
 
 def _print_figures(console: Console, row: dict[str, Any]) -> None:
@@ -481,12 +494,17 @@ def calibration_report(config: CalibrationConfig, table: pd.DataFrame) -> str:
                   "| recipe | default | overrides | Spearman [95%] | Kendall | patterns | failure agr. | s/trial | objective |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for _, r in part.sort_values("objective", ascending=False).iterrows():
+            interval = ("" if math.isnan(r["spearman_low"]) else
+                        f" [{r['spearman_low']:+.2f}, {r['spearman_high']:+.2f}]")
             lines.append(
-                f"| {r['recipe']} | {'yes' if r.get('default') else ''} | `{r['overrides']}` | "
-                f"{r['spearman']:+.2f} [{r['spearman_low']:+.2f}, {r['spearman_high']:+.2f}] | {r['kendall']:+.2f} | "
+                f"| {r['recipe']} | {'yes' if r.get('default') else ''} | `{_short(r['overrides'])}` | "
+                f"{r['spearman']:+.2f}{interval} | {r['kendall']:+.2f} | "
                 f"{int(r['patterns_reproduced'])}/{int(r['patterns_total'])} | {r['failure_agreement']:.2f} | "
                 f"{r['seconds_per_trial']:.1f} | {r['objective']:.3f} |")
         lines.append("")
+    lines += ["Spearman intervals are a bootstrap over seeds (none with a single seed). Patterns: studies "
+              "whose failure pattern the proxy reproduces. Failure agreement: share of reference failures "
+              "the proxy caught plus proxy failures that are reference failures, over both.", ""]
     errors = table[~table["recipe"].astype(bool)] if "recipe" in table else table.iloc[:0]
     if len(errors):
         lines += ["## Rejected recipes", ""] + [f"- `{r['overrides']}`: {r.get('error')}" for _, r in errors.iterrows()]
