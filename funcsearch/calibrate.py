@@ -364,7 +364,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
             done = distinct()
 
         table = pd.DataFrame(rows)
-        calibration = table[(table["split"] == "calibration") & table["recipe"].astype(bool)]
+        calibration = _calibration_recipes(table)
         if config.hold_out and len(calibration):
             hold_functions = select_reference_functions(reference, config.hold_out, config.functions_per_study)
             hold_seeds = config.hold_out_seeds or config.seeds
@@ -395,7 +395,7 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
 def write_calibration_outputs(config: CalibrationConfig, table: pd.DataFrame, *, write_preset: bool = True) -> None:
     """calibration.png, calibration.md and (optionally) the preset, from the recipes table."""
     folder = config.folder()
-    calibration = table[(table["split"] == "calibration") & table["recipe"].astype(bool)] if len(table) else table
+    calibration = _calibration_recipes(table)
     if len(calibration):
         from funcsearch.plots.calibration import plot_calibration
 
@@ -427,6 +427,13 @@ def _save_rows(rows: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
+def _calibration_recipes(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of recipes evaluated on the calibration split (rejected recipes left out)."""
+    if table.empty:
+        return table
+    return table[(table["split"] == "calibration") & table["recipe"].astype(bool)]
+
+
 def _best(calibration: pd.DataFrame) -> pd.Series:
     feasible = calibration[calibration["feasible"] == True]  # noqa: E712
     pool = feasible if len(feasible) else calibration
@@ -447,7 +454,7 @@ def write_preset_file(config: CalibrationConfig, table: pd.DataFrame) -> Path:
     """Save the best feasible recipe as a proxy preset YAML, with its fidelity figures."""
     import yaml
 
-    calibration = table[(table["split"] == "calibration") & table["recipe"].astype(bool)]
+    calibration = _calibration_recipes(table)
     best = _best(calibration)
     hold = table[(table["split"] == "holdout") & (table["recipe"] == best["recipe"])]
     path = Path(config.preset_out or f"search_configs/proxies/{config.proxy}_calibrated.yaml")
@@ -483,8 +490,9 @@ def calibration_report(config: CalibrationConfig, table: pd.DataFrame) -> str:
     calibration = valid[valid["split"] == "calibration"]
     if len(calibration):
         best = _best(calibration)
-        lines += [f"Recipes tried: {len(calibration)}. Chosen: `{best['recipe']}` (highest objective among "
-                  f"recipes within the time limit).", "",
+        how = ("highest objective among recipes within the time limit" if best.get("feasible") == True  # noqa: E712
+               else "highest objective; no recipe stayed within the time limit")
+        lines += [f"Recipes tried: {len(calibration)}. Chosen: `{best['recipe']}` ({how}).", "",
                   "![fidelity against cost of every recipe](calibration.png)", ""]
     for split in ("calibration", "holdout"):
         part = valid[valid["split"] == split]
