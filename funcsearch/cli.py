@@ -260,6 +260,20 @@ def report_command(
     console.print(f"wrote {path} (open it in a browser)", highlight=False)
 
 
+
+@app.command("studies")
+def studies_command(
+    root: str = typer.Argument("results", help="the folder that holds the results folders"),
+    out: str | None = typer.Option(None, "--out", help="write the Markdown index here, e.g. "
+                                   "results/README.md (default: print it)"),
+    top: int = typer.Option(3, "--top", min=1, help="leaderboard entries shown per proxy"),
+) -> None:
+    """Index of every study under a results folder: trials, outcomes, wall time, top entries."""
+    from funcsearch.studies import render_index, summarize_studies
+
+    studies, calibrations = summarize_studies(root, top=top)
+    _emit(render_index(studies, calibrations, root=root), out)
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
     try:
@@ -273,16 +287,27 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # usage errors (unknown command, bad option): click's own message, no traceback.
+        # typer >= 0.25 vendors click, so its classes are not click's: accept either.
+        if isinstance(exc, _usage_error_classes()):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if type(exc).__name__ == "Exit" and isinstance(getattr(exc, "exit_code", None), int):
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
 
+
+def _usage_error_classes() -> tuple[type[BaseException], ...]:
+    """click's ``ClickException`` as typer raises it (vendored or not), and click's own."""
+    classes = {cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"}
+    try:
+        import click
+
+        classes.add(click.exceptions.ClickException)
+    except ImportError:
+        pass
+    return tuple(classes)
 
 if __name__ == "__main__":
     main()

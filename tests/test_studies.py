@@ -1,0 +1,91 @@
+"""The results index (`funcsearch studies`): counts, busy wall time, top entries, Markdown."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from fixtures.results_fixture import OTHER_FUNCTIONS, results_frame
+from funcsearch.cli import app
+from funcsearch.errors import DataError
+from funcsearch.search.store import ResultsStore, frame_table
+from funcsearch.studies import busy_seconds, render_index, summarize_studies
+
+
+def _stamp(seconds: int) -> str:
+    return (pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(seconds=seconds)).isoformat()
+
+
+def test_busy_seconds_counts_overlapping_trials_once() -> None:
+    started = pd.Series([_stamp(0), _stamp(5), _stamp(20), None])
+    finished = pd.Series([_stamp(10), _stamp(15), _stamp(30), _stamp(99)])
+    assert busy_seconds(started, finished) == 25.0  # [0, 15] and [20, 30]; the row without a start is skipped
+    assert busy_seconds(pd.Series([], dtype=object), pd.Series([], dtype=object)) == 0.0
+
+
+def _write(folder: Path, frame: pd.DataFrame, plan_extra: int = 0) -> None:
+    folder.mkdir(parents=True)
+    store = ResultsStore(folder)
+    pq.write_table(frame_table(frame), store.consolidated_path)
+    plan = [{"trial_key": k, "candidate": c, "is_baseline": bool(b)}
+            for k, c, b in zip(frame["trial_key"], frame["candidate"], frame["is_baseline"])]
+    plan += [{"trial_key": f"pending-{i}", "candidate": "later", "is_baseline": False} for i in range(plan_extra)]
+    store.plan_path.write_text(json.dumps(plan))
+
+
+def test_index_counts_new_and_reused_trials_and_ranks_each_proxy(tmp_path: Path) -> None:
+    first = results_frame(search="alpha")
+    # two trials at a time, 60 s each, back to back: 3 slots of 60 s per proxy
+    first["started_at"] = [_stamp(60 * (i // 2)) for i in range(len(first))]
+    first["finished_at"] = [_stamp(60 * (i // 2) + 60) for i in range(len(first))]
+    first["cpu_time_s"] = 50.0
+    _write(tmp_path / "alpha", first)
+
+    second = results_frame(search="beta", functions=OTHER_FUNCTIONS, seed=1)
+    second["started_at"] = [_stamp(1000 + 30 * i) for i in range(len(second))]
+    second["finished_at"] = [_stamp(1000 + 30 * i + 30) for i in range(len(second))]
+    reused = second["candidate"] == "layernorm"
+    second.loc[reused, "message"] = "reused from alpha"
+    _write(tmp_path / "beta", second, plan_extra=3)
+
+    studies, calibrations = summarize_studies(tmp_path)
+    assert [s.name for s in studies] == ["alpha", "beta"] and calibrations == []
+    alpha, beta = studies
+    assert (alpha.stored, alpha.new, alpha.reused, alpha.planned) == (36, 36, 0, 36) and alpha.complete
+    assert alpha.busy_wall_s == 60 * 18 and alpha.cpu_s == 50.0 * 36
+    assert alpha.status == {"ok": 32, "diverged": 4}  # erf(x+2): 3 vit seeds and 1 dit seed
+    # every vit quality of the fixture is ordered, so the top 3 is known: layernorm, erf, tanh
+    assert [e.candidate for e in alpha.top["vit"]] == ["layernorm", "erf", "tanh"]
+    assert alpha.top["dit"][0].candidate == "layernorm" and alpha.metric["dit"] == ("fid", False)
+
+    assert (beta.stored, beta.new, beta.reused, beta.planned) == (36, 30, 6, 39) and not beta.complete
+    # reused rows (another study's time) are left out; wall time is recorded, CPU falls back to it
+    new = second[~reused]
+    assert beta.busy_wall_s == 30 * len(new)  # back-to-back 30 s slots, with gaps where reused rows were
+    assert beta.cpu_s == pytest.approx(new["wall_time_s"].sum())
+
+    studies, calibrations = summarize_studies(tmp_path, top=6)  # every function: the | names too
+    text = render_index(studies, calibrations, root=tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert len(rows) == 2 and "(**incomplete**)" in rows[1] and "incomplete" not in rows[0]
+    # a candidate name with | is escaped, so every row keeps the header's 6 cells
+    assert "erf\\|translate=-1" in text
+    assert all(line.replace("\\|", "").count("|") == 7 for line in rows)
+    assert re.search(r"layernorm 9\d\.\d", rows[0])  # accuracy shown in %
+    assert "erf\\|translate=+2 (diverged on 3/3 seeds)" in rows[0]
+
+
+def test_studies_command_writes_the_index_and_rejects_a_missing_folder(tmp_path: Path) -> None:
+    _write(tmp_path / "results" / "alpha", results_frame(search="alpha"))
+    out = tmp_path / "results" / "README.md"
+    result = CliRunner().invoke(app, ["studies", str(tmp_path / "results"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "[alpha](alpha/leaderboard.md)" in out.read_text()
+    result = CliRunner().invoke(app, ["studies", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and isinstance(result.exception, DataError)
