@@ -111,6 +111,7 @@ class FidelityReport:
         }
 
     def to_markdown(self) -> str:
+        """The figures as Markdown tables (what `funcsearch fidelity` prints)."""
         lines = [
             f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against the reference",
             "",
@@ -121,20 +122,20 @@ class FidelityReport:
             f"| Spearman (95% bootstrap over seeds) | {self.spearman} |",
             f"| Kendall tau-b (95% bootstrap over seeds) | {self.kendall} |",
             f"| top-{self.top_k} overlap | {self.top_k_overlap:.2f} |",
-            f"| reference failures caught (proxy failure or among its worst) | "
+            f"| reference divergences caught (proxy failure or among its worst) | "
             f"{self.failures_caught}/{self.reference_failures} |",
-            f"| proxy failures that are reference failures | "
+            f"| proxy failures that diverged at full scale too | "
             f"{self.proxy_failures - self.false_alarms}/{self.proxy_failures} |",
-            f"| failure agreement | {self.failure_agreement:.2f} |",
+            f"| failure agreement | {_agreement(self.failure_agreement)} |",
             f"| study failure patterns reproduced | {self.patterns_reproduced}/{len(self.patterns)} |",
             "",
-            "| study | n | reference bad | caught | missed | false alarms | reproduced |",
+            "| study | n | reference bad (diverged or worst) | caught | missed | false alarms | reproduced |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for p in self.patterns:
             lines.append(
                 f"| {p.study} | {p.n} | {len(p.reference_bad)} | {len(p.caught)} | "
-                f"{', '.join(p.missed) or '-'} | {', '.join(p.false_alarms) or '-'} | "
+                f"{_cell(p.missed)} | {_cell(p.false_alarms)} | "
                 f"{'yes' if p.reproduced else 'no'} |"
             )
         lines += ["", "A proxy failure = at least half the seeds diverged. Intervals are percentile "
@@ -145,6 +146,16 @@ class FidelityReport:
         out = self.summary()
         out["patterns"] = [asdict(p) | {"reproduced": p.reproduced} for p in self.patterns]
         return out
+
+
+def _cell(names: Sequence[str]) -> str:
+    """Names for one Markdown cell: comma-separated, with | escaped (names like erf|clip=1)."""
+    return ", ".join(n.replace("|", "\\|") for n in names) or "-"
+
+
+def _agreement(value: float) -> str:
+    """Failure agreement for display: n/a when neither side has a failure to agree on."""
+    return "n/a (no failures on either side)" if math.isnan(value) else f"{value:.2f}"
 
 
 def _oriented(trials: pd.DataFrame) -> pd.Series:

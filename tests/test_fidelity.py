@@ -73,6 +73,22 @@ def test_false_alarm_is_counted_when_the_proxy_fails_a_working_function(tmp_path
     assert not {p.study: p for p in report.patterns}["s1"].reproduced
 
 
+def test_markdown_escapes_pipes_in_names_and_says_when_agreement_is_undefined(tmp_path: Path) -> None:
+    reference = _reference(tmp_path)
+    # no failure on either side, and the missed function's name carries a |
+    reference.write_text(reference.read_text().replace("s2,D,erf(x+2),,yes", "s2,D|t=+2,erf(x+2),79,no"))
+    trials = _trials()
+    trials = trials[trials["expression"] != "erf(2 + x)"]
+    trials = pd.concat([trials, pd.DataFrame([
+        {"proxy": "vit", "expression": "erf(2 + x)", "candidate": "D|t=+2", "seed": seed, "status": "ok",
+         "score": 0.99, "higher_is_better": True, "primary_metric": "test_acc"} for seed in (0, 1)])])
+    report = measure_fidelity(trials, load_reference(reference), proxy="vit", top_k=2)
+    text = report.to_markdown()
+    assert "| failure agreement | n/a (no failures on either side) |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| s2 |"))
+    assert "D\\|t=+2" in row and row.replace("\\|", "").count("|") == 8  # 7 cells
+
+
 def test_lower_is_better_metrics_are_negated(tmp_path: Path) -> None:
     trials = _trials()
     trials["score"] = -trials["score"]
