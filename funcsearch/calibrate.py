@@ -279,6 +279,10 @@ def calibrate(config: CalibrationConfig | str | Path, *, console: Console | None
         config = load_calibration_config(config)
     console = console or Console()
     reference = load_reference(config.reference)
+    if reference.shift is not None and reference.shift != config.shift:
+        raise ConfigError(f"the reference {Path(reference.source).name} was run with shift={reference.shift}; "
+                          f"a calibration with shift={config.shift} would compare different functions",
+                          field="shift")
     calibration_functions = select_reference_functions(reference, config.calibrate_on, config.functions_per_study)
     folder = config.folder()
     folder.mkdir(parents=True, exist_ok=True)

@@ -267,12 +267,18 @@ def studies_command(
     out: str | None = typer.Option(None, "--out", help="write the Markdown index here, e.g. "
                                    "results/README.md (default: print it)"),
     top: int = typer.Option(3, "--top", min=1, help="leaderboard entries shown per proxy"),
+    reference: str | None = typer.Option(None, "--reference",
+                                         help="reference CSV for the fidelity column (path or shipped "
+                                              "set; default: the paper's property tables)"),
 ) -> None:
-    """Index of every study under a results folder: trials, outcomes, wall time, top entries."""
-    from funcsearch.studies import render_index, summarize_studies
+    """Index of every study under a results folder: trials, outcomes, wall time, top entries,
+    noise and fidelity."""
+    from funcsearch.references import reference_path
+    from funcsearch.studies import PAPER_LABEL, render_index, summarize_studies
 
-    studies, calibrations = summarize_studies(root, top=top)
-    _emit(render_index(studies, calibrations, root=root), out)
+    studies, calibrations = summarize_studies(root, top=top, reference=reference)
+    label = PAPER_LABEL if reference is None else reference_path(reference).name
+    _emit(render_index(studies, calibrations, root=root, reference_label=label), out)
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""

@@ -1,6 +1,7 @@
 """Proxy fidelity: how well a proxy's ranking agrees with full-scale reference results.
 
-For the functions a search and a reference set share (joined by numeric fingerprint):
+For the functions a search and a reference set share (joined by numeric fingerprint, among
+the trials run with the reference's learnable shift s when the reference states it):
 
 - rank agreement: Spearman and Kendall (tau-b) correlation of the proxy's seed means with
   the reference values, with a percentile bootstrap interval over seeds (seeds are
@@ -187,6 +188,26 @@ def seed_matrix(trials: pd.DataFrame, proxy: str) -> tuple[pd.DataFrame, pd.Data
     return scores, diverged.astype(float), metric
 
 
+def matching_shift(trials: pd.DataFrame, reference: ReferenceSet, proxy: str) -> pd.DataFrame:
+    """The trials run with the reference's learnable shift s (all when either side does not say).
+
+    ``erf`` with a learnable s and ``erf`` without it share an expression but are different
+    functions of the input; comparing a search run with s against references run without it
+    (or averaging the two, as an s ablation would) measures the wrong thing."""
+    if reference.shift is None or "shift" not in trials:
+        return trials
+    keep = trials["shift"].fillna(reference.shift).astype(str) == reference.shift
+    if "expression" in trials:  # baselines carry no expression and never join; keep them out of the check
+        pointwise = trials["expression"].fillna("").astype(str) != ""
+        ran = trials[(trials["proxy"] == proxy) & pointwise]
+        if len(ran) and not (keep & pointwise)[trials["proxy"] == proxy].any():
+            found = ", ".join(sorted(set(ran["shift"].astype(str))))
+            raise ValueError(f"the reference was run with shift={reference.shift} and this search's "
+                             f"'{proxy}' functions with shift={found}: they are different functions, "
+                             "so the reference says nothing about this ranking")
+    return trials[keep]
+
+
 def _values(scores: np.ndarray, diverged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Seed means with failures at -inf, and the failure flags, from per-seed arrays.
 
@@ -242,6 +263,7 @@ def measure_fidelity(
         name=("name", "first"),
         study=("study", lambda s: ",".join(sorted(set(s)))),
     )
+    trials = matching_shift(trials, reference, proxy)
     scores, diverged, metric = seed_matrix(trials, proxy)
     shared = [fp for fp in ref_by_fp.index if fp in scores.index]
     if len(shared) < 3:
@@ -338,7 +360,7 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
     frame = read_results(folder)
     reference_set = load_reference(reference)
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
-    reports = []
+    reports, reasons = [], []
     for name in proxies:
         try:
             reports.append(measure_fidelity(frame, reference_set, proxy=name, studies=studies,
@@ -346,6 +368,8 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
         except ValueError as exc:
             if proxy is not None or len(proxies) == 1:
                 raise InputError(f"{folder}: {exc}") from None
+            reasons.append(f"{name}: {exc}")
     if not reports:
-        raise InputError(f"{folder}: no proxy shares 3 or more functions with {reference_set.source}")
+        raise InputError(f"{folder}: no proxy can be compared with {reference_set.source} "
+                         f"({'; '.join(reasons)})")
     return reports

@@ -10,6 +10,7 @@ A reference set is a CSV file, one row per full-scale run:
 | `study` | a group name (e.g. `shift`); fidelity can be computed per group |
 | `name` | a readable label (optional) |
 | `higher_is_better` | optional, `yes` by default; one value for the whole file |
+| `shift` | optional: the learnable shift s the runs used (`none`, `scalar` or `vector`); one value for the whole file. When given, fidelity compares only the trials run with the same s |
 
 Other columns are kept and ignored. Rows join with a search's trials by the function's
 numeric fingerprint, so spelling does not matter (``erf(x+0)`` matches ``erf(x)``).
@@ -18,7 +19,10 @@ The shipped set (:data:`PAPER_REFERENCE`) is the Derf paper's property studies (
 1-6, ViT-Base on ImageNet-1K, 123 runs): the original columns plus ``expression``,
 converted from the paper's notation by :func:`paper_formula_to_expression` (``u`` is the
 input after the learnable scale; arctan is read as ``2/pi*atan``, the rescaled arctan of
-the paper's search, since the paper does not say whether these studies rescale it).
+the paper's search, since the paper does not say whether these studies rescale it), and
+``shift = none``: the paper ran its property studies without the learnable shift, so a
+search run with s (``paper_search``) is not compared with them as if it were the same
+function.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from funcsearch.errors import DataError, ExpressionError
 from funcsearch.expressions import fingerprint, parse_expression
 
 PAPER_REFERENCE = "paper_property_tables.csv"
+SHIFTS = ("none", "scalar", "vector")
+"""The settings of the learnable shift s a reference may state (as in search configs)."""
 """File name of the shipped reference set inside ``funcsearch/data/references/``."""
 
 _TRUE = {"yes", "true", "1", "y", "failed", "diverged"}
@@ -47,6 +53,7 @@ class ReferenceSet:
     table: pd.DataFrame  # columns: name, study, expression, value, failed, fingerprint (+ extras)
     higher_is_better: bool
     source: str
+    shift: str | None = None  # the learnable shift the runs used; None = not stated
 
 
 def reference_path(name_or_path: str | Path | None = None) -> Path:
@@ -89,6 +96,15 @@ def load_reference(name_or_path: str | Path | None = None) -> ReferenceSet:
         if len(flags) > 1:
             raise DataError("column 'higher_is_better' must hold one value for the whole file", file=str(path))
         higher = not flags or flags.pop() in _TRUE
+    shift = None
+    if "shift" in raw.columns:
+        shifts = {v.strip().lower() for v in raw["shift"] if v.strip()}
+        if len(shifts) > 1:
+            raise DataError(f"column 'shift' must hold one value for the whole file, not {sorted(shifts)}",
+                            file=str(path))
+        shift = shifts.pop() if shifts else None
+        if shift is not None and shift not in SHIFTS:
+            raise DataError(f"column 'shift': '{shift}' is not one of {', '.join(SHIFTS)}", file=str(path))
 
     rows = []
     for index, record in raw.iterrows():
@@ -127,7 +143,7 @@ def load_reference(name_or_path: str | Path | None = None) -> ReferenceSet:
             "line": line,
         })
     table = pd.DataFrame(rows)
-    return ReferenceSet(table=table, higher_is_better=higher, source=str(path))
+    return ReferenceSet(table=table, higher_is_better=higher, source=str(path), shift=shift)
 
 
 def _default_name(record: pd.Series) -> str:

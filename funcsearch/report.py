@@ -1,7 +1,7 @@
 """The HTML report of a results folder: one self-contained page and the PNGs it shows.
 
     write_report("results/property_shift")        # -> results/property_shift/report/index.html
-    write_report("results/paper_search", reference="paper_property_tables.csv", top=6)
+    write_report("results/property_shift", reference="paper_property_tables.csv", top=6)
 
 The page (``index.html``, images as relative links to PNGs beside it, no script, no server
 needed) has, in order:

@@ -4,8 +4,11 @@ One row per search (a folder with ``plan.json`` or ``trials.parquet``): planned,
 new and reused trials, their outcomes, the busy wall time of the trials this study ran
 itself (the union of their [started, finished] intervals, so parallel trials count once
 and reused trials, which another study paid for, not at all), their CPU time, and the
-top of each proxy's leaderboard with its seed spread. Calibration folders (with
-``recipes.parquet``) get a line each. ``render_index`` writes the lot as Markdown, the
+top of each proxy's leaderboard with its seed spread, and the two things that say how
+far to trust that top: the agreement between seeds (noise) and the rank agreement with the
+shipped full-scale reference where the study shares 3 or more functions with it, run with
+the same learnable shift (fidelity). Calibration folders (with ``recipes.parquet``) get a
+line each. ``render_index`` writes the lot as Markdown, the
 page a new user reads first (``results/README.md``).
 """
 
@@ -17,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from funcsearch.fidelity import Interval, measure_fidelity
 from funcsearch.leaderboard import fmt, is_results_folder, leaderboard
+from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.search.store import ResultsStore
 
 REUSED_PREFIX = "reused from "
@@ -51,6 +56,8 @@ class StudySummary:
     cpu_s: float
     top: dict[str, list[Entry]] = field(default_factory=dict)
     metric: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    seed_agreement: dict[str, float] = field(default_factory=dict)  # proxy -> mean Spearman between seeds
+    fidelity: dict[str, tuple[Interval, int]] = field(default_factory=dict)  # proxy -> (Spearman, functions)
 
     @property
     def complete(self) -> bool:
@@ -96,8 +103,9 @@ def _cpu_seconds(frame: pd.DataFrame) -> float:
     return float(cpu.fillna(wall).sum())
 
 
-def summarize_study(folder: str | Path, top: int = 3) -> StudySummary:
-    """Summarize one search's results folder (partial searches included)."""
+def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | None = None) -> StudySummary:
+    """Summarize one search's results folder (partial searches included); with a reference,
+    measure each proxy's fidelity to it where they share 3 or more functions."""
     folder = Path(folder)
     store = ResultsStore(folder)
     frame = store.read_current()
@@ -130,6 +138,15 @@ def summarize_study(folder: str | Path, top: int = 3) -> StudySummary:
             summary.top[proxy] = [Entry(r.candidate, float(r.mean), float(r.std), int(r.ok), int(r.diverged),
                                         int(r.seeds))
                                   for r in ranked.itertuples(index=False)]
+        summary.seed_agreement = {str(r.proxy): float(r.mean_spearman)
+                                  for r in board.seed_agreement.itertuples(index=False)
+                                  if not math.isnan(r.mean_spearman)}
+        for proxy in board.proxies if reference is not None else ():
+            try:
+                report = measure_fidelity(frame, reference, proxy=proxy)
+            except ValueError:  # nothing comparable (other functions, or another shift): no figure
+                continue
+            summary.fidelity[proxy] = (report.spearman, report.n_shared)
     return summary
 
 
@@ -144,18 +161,21 @@ def summarize_calibration(folder: str | Path) -> CalibrationSummary:
                               recipes=int(calibration["recipe"].nunique()), seconds=seconds)
 
 
-def summarize_studies(root: str | Path, top: int = 3) -> tuple[list[StudySummary], list[CalibrationSummary]]:
-    """Every search and calibration folder directly under ``root``, by name."""
+def summarize_studies(root: str | Path, top: int = 3, reference: str | Path | None = None,
+                      ) -> tuple[list[StudySummary], list[CalibrationSummary]]:
+    """Every search and calibration folder directly under ``root``, by name; fidelity is
+    measured against ``reference`` (default: the shipped paper tables)."""
     root = Path(root)
     if not root.is_dir():
         from funcsearch.errors import DataError
 
         raise DataError("results folder not found", file=str(root))
+    reference_set = load_reference(reference)
     studies: list[StudySummary] = []
     calibrations: list[CalibrationSummary] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if is_results_folder(folder):
-            studies.append(summarize_study(folder, top=top))
+            studies.append(summarize_study(folder, top=top, reference=reference_set))
         elif (folder / "recipes.parquet").exists():
             calibrations.append(summarize_calibration(folder))
     return studies, calibrations
@@ -175,8 +195,23 @@ def _entry(entry: Entry, metric: tuple[str, bool]) -> str:
     return f"{name} {fmt(entry.mean * scale, 3)}{spread}{seeds}"
 
 
+def _trust(summary: StudySummary, proxy: str) -> str:
+    """Noise and fidelity of one proxy's ranking, in a few words."""
+    parts = []
+    if proxy in summary.seed_agreement:
+        parts.append(f"seeds {summary.seed_agreement[proxy]:+.2f}")
+    if proxy in summary.fidelity:
+        spearman, n = summary.fidelity[proxy]
+        interval = "" if math.isnan(spearman.low) else f" [{spearman.low:+.2f}, {spearman.high:+.2f}]"
+        parts.append(f"reference {spearman.estimate:+.2f}{interval} ({n} functions)")
+    return f"{proxy}: {', '.join(parts)}" if parts else f"{proxy}: -"
+
+
+PAPER_LABEL = "the paper's ViT-B property tables, run without the learnable shift"
+
+
 def render_index(studies: list[StudySummary], calibrations: list[CalibrationSummary],
-                 root: str | Path = "results") -> str:
+                 root: str | Path = "results", reference_label: str = PAPER_LABEL) -> str:
     """The Markdown index of a results folder (see module docstring)."""
     root = Path(root)
     lines = [
@@ -189,10 +224,16 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         "ran (parallel trials counted once); *CPU* is their summed CPU time. Top 3 per proxy: "
         "mean +- standard deviation over seeds (accuracy in %, FID as is); the differences "
         "between them are usually within seed noise: read each study's leaderboard for the "
-        "intervals and paired comparisons.",
+        "intervals and paired comparisons. *noise and fidelity*, per proxy: *seeds* is the mean "
+        "Spearman between the rankings of two seeds (how reproducible the order is; 1 = every "
+        f"seed ranks alike); *reference* is the Spearman with the full-scale reference ({reference_label}) "
+        "over the functions both ran with the same shift, with its 95% bootstrap interval over seeds "
+        "(`funcsearch fidelity` gives the full measure); no figure where fewer than 3 "
+        "functions are shared.",
         "",
-        "| study | trials (new + reused) / planned | ok / diverged / failed | busy | CPU | top 3 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| study | trials (new + reused) / planned | ok / diverged / failed | busy | CPU | top 3 "
+        "| noise and fidelity |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in studies:
         link = f"[{s.name}]({s.name}/report/index.html)" if (s.folder / "report" / "index.html").exists() \
@@ -203,8 +244,9 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
             f"{proxy} ({s.metric[proxy][0]}, {'higher' if s.metric[proxy][1] else 'lower'} is better): "
             + "; ".join(_entry(e, s.metric[proxy]) for e in entries)
             for proxy, entries in s.top.items())
+        trust = "<br>".join(_trust(s, proxy) for proxy in s.top)
         lines.append(f"| {link} | {s.stored} ({s.new} + {s.reused}) / {s.planned}{done} | {counts} | "
-                     f"{_minutes(s.busy_wall_s)} | {s.cpu_s / 3600:.1f} h | {tops} |")
+                     f"{_minutes(s.busy_wall_s)} | {s.cpu_s / 3600:.1f} h | {tops} | {trust} |")
     if calibrations:
         lines += ["", "## Proxy calibrations", "",
                   "| calibration | proxy | recipes | CPU on the calibration split |", "| --- | --- | --- | --- |"]

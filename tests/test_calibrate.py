@@ -38,6 +38,15 @@ def test_config_errors_name_file_line_and_field(tmp_path: Path) -> None:
         load_calibration_config(path)
 
 
+
+def test_a_calibration_with_another_shift_than_the_reference_is_refused(tmp_path: Path) -> None:
+    config = CalibrationConfig(name="cal", proxy="vit", calibrate_on=["growth"], shift="scalar",
+                               space={"lr": {"values": [0.001, 0.003]}}, output=str(tmp_path))
+    with pytest.raises(ConfigError, match="shift: .*run with shift=none; a calibration with shift=scalar"):
+        calibrate(config)
+    assert not (tmp_path / "cal").exists()  # refused before anything ran or was written
+
+
 @pytest.mark.ray
 def test_calibration_runs_resumes_and_writes_a_preset(ray_cluster: None, tmp_path: Path) -> None:
     preset = tmp_path / "vit_tiny_calibrated.yaml"

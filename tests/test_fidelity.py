@@ -154,3 +154,42 @@ def test_fidelity_command_reads_a_results_folder(tmp_path: Path) -> None:
     assert report["spearman"] == pytest.approx(0.4) and report["failure_agreement"] == pytest.approx(1.0)
     bad = subprocess.run(command[:5] + ["--reference", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "reference file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _with_shift(trials: pd.DataFrame, shift: str) -> pd.DataFrame:
+    return trials.assign(shift=shift)
+
+
+def test_a_reference_that_states_its_shift_is_compared_with_those_trials_only(tmp_path: Path) -> None:
+    reference = _reference(tmp_path)
+    reference.write_text("\n".join(line + (",shift" if i == 0 else ",none")
+                                   for i, line in enumerate(reference.read_text().splitlines())) + "\n")
+    ref = load_reference(reference)
+    assert ref.shift == "none"
+    # the same expressions run again with a learnable shift score in reverse: if they were
+    # mixed in (an s ablation) the proxy order, and so the Spearman, would change
+    with_s = _with_shift(_trials(), "scalar")
+    with_s["score"] = 2.0 - with_s["score"]
+    both = pd.concat([_with_shift(_trials(), "none"), with_s], ignore_index=True)
+    report = measure_fidelity(both, ref, proxy="vit", top_k=2)
+    assert report.spearman.estimate == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="shift=none.*shift=scalar"):
+        measure_fidelity(with_s, ref, proxy="vit")
+    # a reference that does not say keeps every trial (and so mixes them)
+    (tmp_path / "plain").mkdir()
+    unstated = measure_fidelity(both, load_reference(_reference(tmp_path / "plain")), proxy="vit", top_k=2)
+    assert unstated.spearman.estimate != pytest.approx(0.4)
+
+
+def test_the_shipped_reference_is_without_the_learnable_shift() -> None:
+    assert load_reference().shift == "none"
+
+
+def test_a_reference_with_two_shifts_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "ref.csv"
+    path.write_text("expression,value,failed,shift\nerf(x),82,no,none\ntanh(x),81,no,scalar\n")
+    with pytest.raises(DataError, match="'shift' must hold one value"):
+        load_reference(path)
+    path.write_text("expression,value,failed,shift\nerf(x),82,no,sometimes\n")
+    with pytest.raises(DataError, match="'sometimes' is not one of none, scalar, vector"):
+        load_reference(path)

@@ -74,9 +74,9 @@ def test_index_counts_new_and_reused_trials_and_ranks_each_proxy(tmp_path: Path)
     text = render_index(studies, calibrations, root=tmp_path)
     rows = [line for line in text.splitlines() if line.startswith("| [")]
     assert len(rows) == 2 and "(**incomplete**)" in rows[1] and "incomplete" not in rows[0]
-    # a candidate name with | is escaped, so every row keeps the header's 6 cells
+    # a candidate name with | is escaped, so every row keeps the header's 7 cells
     assert "erf\\|translate=-1" in text
-    assert all(line.replace("\\|", "").count("|") == 7 for line in rows)
+    assert all(line.replace("\\|", "").count("|") == 8 for line in rows)
     assert re.search(r"layernorm 9\d\.\d", rows[0])  # accuracy shown in %
     assert "erf\\|translate=+2 (diverged on 3/3 seeds)" in rows[0]
 
@@ -89,3 +89,26 @@ def test_studies_command_writes_the_index_and_rejects_a_missing_folder(tmp_path:
     assert "[alpha](alpha/leaderboard.md)" in out.read_text()
     result = CliRunner().invoke(app, ["studies", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and isinstance(result.exception, DataError)
+
+
+def test_index_states_seed_agreement_and_fidelity_where_the_reference_applies(tmp_path: Path) -> None:
+    from funcsearch.fidelity import fidelity_of_results
+
+    _write(tmp_path / "plain", results_frame(search="plain"))
+    with_s = results_frame(search="with_s")
+    with_s["shift"] = "scalar"  # the paper's tables were run without s: nothing to compare
+    _write(tmp_path / "with_s", with_s)
+    studies, _ = summarize_studies(tmp_path)
+    plain, shifted = studies
+    # the fixture's 5 point-wise functions are all in the shipped reference
+    spearman, n = plain.fidelity["vit"]
+    assert n == 5
+    assert spearman.estimate == pytest.approx(fidelity_of_results(tmp_path / "plain", proxy="vit")[0]
+                                              .spearman.estimate)
+    assert set(plain.seed_agreement) == {"vit", "dit"} and -1 <= plain.seed_agreement["vit"] <= 1
+    assert shifted.fidelity == {} and set(shifted.seed_agreement) == {"vit", "dit"}
+    text = render_index(studies, [], root=tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| [plain]"))
+    assert re.search(r"vit: seeds [+-]\d\.\d\d, reference [+-]\d\.\d\d \[.*\] \(5 functions\)", row)
+    row = next(line for line in text.splitlines() if line.startswith("| [with_s]"))
+    assert "reference" not in row.split("|")[-2] and "vit: seeds" in row
