@@ -123,7 +123,10 @@ def leaderboard_command(
     if reference is not None and fmt == "csv":
         raise InputError("--reference adds a fidelity section: use --format table, md or html",
                          field="--reference")
+    from funcsearch.fidelity import fidelity_lines
+
     board = leaderboard(results, proxy=proxy)
+    board.fidelity = fidelity_lines(results, reference, proxy=proxy)
     fidelity = ""
     if reference is not None:
         from funcsearch.report import fidelity_section

@@ -348,6 +348,35 @@ def measure_fidelity(
     )
 
 
+def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | None = None,
+                   proxy: str | None = None) -> list[str]:
+    """One sentence per proxy for the end of a leaderboard: the fidelity measured on this
+    study's functions against a reference (default: the shipped paper tables), or why it
+    cannot be measured here. A ranking is printed with its noise and its fidelity."""
+    from funcsearch.references import load_reference
+    from funcsearch.search.store import read_results
+
+    frame = results if isinstance(results, pd.DataFrame) else read_results(Path(results))
+    reference_set = load_reference(reference)
+    name = Path(reference_set.source).name
+    proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
+    lines = []
+    for each in proxies:
+        try:
+            report = measure_fidelity(frame, reference_set, proxy=each)
+        except ValueError as exc:
+            lines.append(f"Fidelity {each}: not measured on this study ({exc}). The fidelity of a proxy "
+                         "recipe is measured on reference studies with `funcsearch calibrate`.")
+            continue
+        s = report.spearman
+        interval = "" if math.isnan(s.low) else f" [{s.low:+.2f}, {s.high:+.2f}]"
+        lines.append(f"Fidelity {each} vs {name}: Spearman {s.estimate:+.2f}{interval} over "
+                     f"{report.n_shared} shared functions; reference divergences caught "
+                     f"{report.failures_caught}/{report.reference_failures} "
+                     "(`funcsearch fidelity` gives the full measure).")
+    return lines
+
+
 def fidelity_of_results(results: str | Path, reference: str | Path | None = None, *,
                         proxy: str | None = None, studies: Sequence[str] | None = None,
                         top_k: int = 5, bootstrap: int = 1000) -> list[FidelityReport]:

@@ -49,6 +49,7 @@ class Leaderboard:
     seed_agreement: pd.DataFrame
     primary: dict[str, tuple[str, bool]] = field(default_factory=dict)
     title: str = "leaderboard"
+    fidelity: list[str] = field(default_factory=list)  # sentences, from funcsearch.fidelity.fidelity_lines
 
     def to_frame(self) -> pd.DataFrame:
         """One long table: a row per (proxy, function), with the aggregate rank joined."""
@@ -414,6 +415,8 @@ def _markdown(board: Leaderboard) -> str:
     if len(board.proxies) > 1:
         parts += ["## Aggregate rank (mean of per-proxy ranks)", "", _md_table(*aggregate_rows(board)), ""]
     parts += ["## Rank agreement", ""] + [f"- {line}" for line in agreement_lines(board)] + [""]
+    if board.fidelity:
+        parts += ["## Fidelity", ""] + [f"- {line}" for line in board.fidelity] + [""]
     parts += [NOTE, ""]
     return "\n".join(parts)
 
@@ -432,8 +435,10 @@ def _html(board: Leaderboard) -> str:
     if len(board.proxies) > 1:
         parts += ["<h2>Aggregate rank</h2>", _html_table(*aggregate_rows(board))]
     parts += ["<h2>Rank agreement</h2><ul>"] + [
-        f"<li>{html.escape(line)}</li>" for line in agreement_lines(board)] + ["</ul>",
-        f"<p>{html.escape(NOTE)}</p>"]
+        f"<li>{html.escape(line)}</li>" for line in agreement_lines(board)] + ["</ul>"]
+    if board.fidelity:
+        parts += ["<h2>Fidelity</h2><ul>"] + [f"<li>{html.escape(line)}</li>" for line in board.fidelity] + ["</ul>"]
+    parts.append(f"<p>{html.escape(NOTE)}</p>")
     return "\n".join(parts) + "\n"
 
 
@@ -497,5 +502,6 @@ def rich_renderables(board: Leaderboard) -> list[object]:
             t.add_row(*row)
         out.append(t)
     out += [Text(line) for line in agreement_lines(board)]
+    out += [Text(line) for line in board.fidelity]
     out.append(Text(NOTE + " Baselines in cyan.", style="dim"))
     return out

@@ -171,3 +171,29 @@ def test_a_sweep_reports_each_functions_best_point() -> None:
     assert table.loc["A", "mean"] == pytest.approx(0.96) and table.loc["A", "seeds"] == 3
     md = leaderboard(pd.concat([rows, other, third])).render("md")
     assert "| best point |" in md and "lr=0.001" in md
+
+
+def test_every_leaderboard_states_its_fidelity_or_why_it_has_none(tmp_path: Path) -> None:
+    from fixtures.results_fixture import results_frame
+
+    from funcsearch.fidelity import fidelity_lines, measure_fidelity
+    from funcsearch.references import load_reference
+
+    shared = results_frame(search="demo")  # 5 functions the shipped paper tables hold, no shift
+    lines = fidelity_lines(shared, proxy="vit")
+    report = measure_fidelity(shared, load_reference(), proxy="vit")
+    assert lines == [f"Fidelity vit vs paper_property_tables.csv: Spearman {report.spearman.estimate:+.2f} "
+                     f"[{report.spearman.low:+.2f}, {report.spearman.high:+.2f}] over 5 shared functions; "
+                     f"reference divergences caught {report.failures_caught}/{report.reference_failures} "
+                     "(`funcsearch fidelity` gives the full measure)."]
+    board = leaderboard(shared)
+    board.fidelity = fidelity_lines(shared)
+    md = board.render("md")
+    assert "## Fidelity" in md and md.count("- Fidelity ") == 2  # both proxies
+    assert "<h2>Fidelity</h2>" in board.render("html")
+    # functions the reference does not hold: said, not silently skipped
+    other = frame()
+    other["expression"] = [f"1.5*({e})" if isinstance(e, str) and e else e for e in other["expression"]]
+    (line,) = fidelity_lines(other, proxy="vit")
+    assert line.startswith("Fidelity vit: not measured on this study (only ") and "funcsearch calibrate" in line
+    assert "## Fidelity" not in leaderboard(frame()).render("md")  # nothing attached, nothing rendered

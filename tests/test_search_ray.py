@@ -70,6 +70,8 @@ def test_tiny_search_end_to_end_then_resume_and_rerun_only_what_changed(ray_clus
     assert (csv["ok"] == 2).all() and csv["mean"].notna().all()
     md = (folder / "leaderboard.md").read_text()
     assert "## dit (fid, lower is better)" in md and "Spearman dit vs vit" in md
+    # isru and erf only, with the learnable shift: the fidelity section says why there is no figure
+    assert "- Fidelity vit: not measured on this study" in md
     assert outcome.leaderboard is not None and list(outcome.leaderboard.proxies) == ["dit", "vit"]
 
     again = run_search(path, live=False)  # resume: everything is stored, nothing is redone

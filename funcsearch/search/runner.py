@@ -261,8 +261,11 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
         if write_leaderboard and len(current):
             from funcsearch.leaderboard import leaderboard
 
+            from funcsearch.fidelity import fidelity_lines
+
             board = leaderboard(current)
             board.title = config.name
+            board.fidelity = fidelity_lines(current)
             store.write_text("leaderboard.md", board.render("md"))
             store.write_text("leaderboard.csv", board.render("csv"))
     return SearchOutcome(store.folder, current, counts, runs, time.monotonic() - start,
