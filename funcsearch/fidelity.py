@@ -267,8 +267,9 @@ def measure_fidelity(
     scores, diverged, metric = seed_matrix(trials, proxy)
     shared = [fp for fp in ref_by_fp.index if fp in scores.index]
     if len(shared) < 3:
-        raise ValueError(f"only {len(shared)} functions shared between the results and the reference "
-                         "(need 3 or more); did the search run the reference's functions?")
+        count = f"{len(shared)} function{'' if len(shared) == 1 else 's'}"
+        raise ValueError(f"only {count} shared between the results and the reference, 3 or more are "
+                         "needed; did the search run the reference's functions?")
     score_arr = scores.loc[shared].to_numpy(dtype=float)
     diverged_arr = diverged.loc[shared].to_numpy(dtype=float)
     proxy_values, proxy_failed = _values(score_arr, diverged_arr)
