@@ -197,14 +197,13 @@ def matching_shift(trials: pd.DataFrame, reference: ReferenceSet, proxy: str) ->
     if reference.shift is None or "shift" not in trials:
         return trials
     keep = trials["shift"].fillna(reference.shift).astype(str) == reference.shift
-    if "expression" in trials:  # baselines carry no expression and never join; keep them out of the check
-        pointwise = trials["expression"].fillna("").astype(str) != ""
-        ran = trials[(trials["proxy"] == proxy) & pointwise]
-        if len(ran) and not (keep & pointwise)[trials["proxy"] == proxy].any():
-            found = ", ".join(sorted(set(ran["shift"].astype(str))))
-            raise ValueError(f"the reference was run with shift={reference.shift} and this search's "
-                             f"'{proxy}' functions with shift={found}: they are different functions, "
-                             "so the reference says nothing about this ranking")
+    # this proxy's point-wise trials (baselines carry no expression and never join)
+    mine = (trials["proxy"] == proxy) & (trials["expression"].fillna("").astype(str) != "")
+    if mine.any() and not (keep & mine).any():
+        found = ", ".join(sorted(set(trials.loc[mine, "shift"].astype(str))))
+        raise ValueError(f"the reference was run with shift={reference.shift} and this search's "
+                         f"'{proxy}' functions with shift={found}: they are different functions, "
+                         "so the reference says nothing about this ranking")
     return trials[keep]
 
 

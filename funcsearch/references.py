@@ -38,9 +38,9 @@ from funcsearch.errors import DataError, ExpressionError
 from funcsearch.expressions import fingerprint, parse_expression
 
 PAPER_REFERENCE = "paper_property_tables.csv"
+"""File name of the shipped reference set inside ``funcsearch/data/references/``."""
 SHIFTS = ("none", "scalar", "vector")
 """The settings of the learnable shift s a reference may state (as in search configs)."""
-"""File name of the shipped reference set inside ``funcsearch/data/references/``."""
 
 _TRUE = {"yes", "true", "1", "y", "failed", "diverged"}
 _FALSE = {"no", "false", "0", "n", "", "ok"}

@@ -8,8 +8,8 @@ top of each proxy's leaderboard with its seed spread, and the two things that sa
 far to trust that top: the agreement between seeds (noise) and the rank agreement with the
 shipped full-scale reference where the study shares 3 or more functions with it, run with
 the same learnable shift (fidelity). Calibration folders (with ``recipes.parquet``) get a
-line each. ``render_index`` writes the lot as Markdown, the
-page a new user reads first (``results/README.md``).
+line each. ``render_index`` writes the lot as Markdown, the page a new user reads first
+(``results/README.md``).
 """
 
 from __future__ import annotations

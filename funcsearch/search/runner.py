@@ -259,9 +259,8 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
             setattr(counts, status, getattr(counts, status) + 1)
         board = None
         if write_leaderboard and len(current):
-            from funcsearch.leaderboard import leaderboard
-
             from funcsearch.fidelity import fidelity_lines
+            from funcsearch.leaderboard import leaderboard
 
             board = leaderboard(current)
             board.title = config.name
