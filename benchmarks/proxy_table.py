@@ -29,11 +29,13 @@ FUNCTIONS: dict[str, dict[str, Any]] = {
     "erf(x+2)": {"name": "erf(x+2)", "expression": "erf(x + 2)"},
     "f(x)=x": {"name": "identity", "expression": "x"},
 }
-METRICS = {
-    "vit": [("test_acc", "test acc %", 100.0), ("test_loss", "test loss", 1.0),
-            ("train_eval_loss", "train-eval loss", 1.0)],
-    "dit": [("heldout_loss", "held-out MSE x1e3", 1000.0), ("fid", "FID", 1.0)],
-}
+
+
+def metric_columns(proxy: str) -> list[tuple[str, str, float]]:
+    """(name, heading, display scale) of every metric the proxy declares, training loss aside."""
+    from funcsearch.proxies import get_proxy
+
+    return [(m.name, m.heading, m.scale) for m in get_proxy(proxy).metrics if m.name != "train_loss"]
 
 
 def _run(proxy: str, label: str, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def table(rows: list[dict[str, Any]], proxies: list[str]) -> str:
     """Markdown: one line per function, mean +- std over seeds of the runs that finished."""
     lines = []
     for proxy in proxies:
-        metrics = METRICS[proxy]
+        metrics = metric_columns(proxy)
         header = ["function", *(title for _, title, _ in metrics), "diverged", "wall s/trial", "CPU s/trial"]
         lines += [f"**{proxy}**", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
@@ -82,21 +84,21 @@ def table(rows: list[dict[str, Any]], proxies: list[str]) -> str:
 
 
 def main() -> None:
+    from funcsearch.proxies import PROXIES, parse_set_options
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--proxies", nargs="+", default=["vit", "dit"], choices=["vit", "dit"])
+    parser.add_argument("--proxies", nargs="+", default=list(PROXIES), choices=list(PROXIES))
     parser.add_argument("--functions", nargs="+", default=list(FUNCTIONS), choices=list(FUNCTIONS))
     parser.add_argument("--set", dest="settings", action="append", default=[],
-                        help="config override key=value (repeatable); prefix vit./dit. for one proxy")
+                        help="config override key=value (repeatable); prefix <proxy>. for one proxy")
     parser.add_argument("--jsonl", type=Path, default=None, help="append finished trials here; resume from it")
     args = parser.parse_args()
 
-    from funcsearch.proxies import parse_set_options
-
     parsed = parse_set_options(args.settings)
     overrides = {proxy: {key.split(".", 1)[-1]: value for key, value in parsed.items()
-                         if "." not in key or key.startswith(proxy + ".")} for proxy in ("vit", "dit")}
+                         if "." not in key or key.startswith(proxy + ".")} for proxy in PROXIES}
     rows: list[dict[str, Any]] = []
     if args.jsonl and args.jsonl.exists():
         rows = [json.loads(line) for line in args.jsonl.read_text().splitlines() if line.strip()]

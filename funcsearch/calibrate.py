@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from rich.console import Console
 
 from funcsearch.errors import ConfigError
 from funcsearch.fidelity import FidelityReport, measure_fidelity
+from funcsearch.named import ShiftKind
 from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.yamlio import load_yaml, validate_yaml
 
@@ -76,7 +77,7 @@ class CalibrationConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
-    proxy: Literal["vit", "dit"]
+    proxy: str = Field(description="a registered proxy")
     reference: str = Field("paper_property_tables.csv", description="shipped set name or CSV path")
     calibrate_on: list[str] = Field(min_length=1, description="reference studies used to choose")
     hold_out: list[str] = Field(default_factory=list, description="studies only used to check")
@@ -86,7 +87,7 @@ class CalibrationConfig(BaseModel):
     hold_out_seeds: list[int] | None = Field(None, description="null = seeds")
     n_recipes: int = Field(10, ge=1, description="recipes evaluated in total (default recipe included)")
     max_trial_seconds: float = Field(60.0, gt=0, description="constraint on mean seconds per trial")
-    shift: Literal["scalar", "vector", "none"] = "none"
+    shift: ShiftKind = "none"
     alpha_init: float = Field(0.5, gt=0)
     base: dict[str, Any] = Field(default_factory=dict, description="fixed overrides of every recipe")
     space: dict[str, RecipeParam] = Field(min_length=1)
@@ -118,6 +119,8 @@ def load_calibration_config(path: str | Path) -> CalibrationConfig:
     config = validate_yaml(CalibrationConfig, doc)
     from funcsearch.proxies import PROXIES
 
+    if config.proxy not in PROXIES:
+        raise doc.error(f"unknown proxy {config.proxy!r} (known: {', '.join(PROXIES)})", ("proxy",))
     known = PROXIES[config.proxy].config_class.model_fields
     for key in list(config.space) + list(config.base):
         if key not in known:

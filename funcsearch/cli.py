@@ -40,18 +40,20 @@ def _emit(text: str, out: str | None) -> None:
 
 @app.command("train")
 def train_command(
-    proxy: str = typer.Option(..., "--proxy", help="Proxy task: vit or dit."),
+    proxy: str = typer.Option(..., "--proxy", help="Proxy task (a registered proxy's name)."),
     fn: str = typer.Option(..., "--fn", help="Function in every norm site: a name (erf, derf, dyt, "
                            "layernorm, rmsnorm, ...) or an expression in x, e.g. 'erf(x+2)'."),
-    seed: int = typer.Option(0, "--seed", help="Trial seed (weights, data order, noise)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Trial seed (weights, data order, noise)."),
     settings: list[str] = typer.Option([], "--set", help="Config override key=value (repeatable); "
                                        "values read as YAML, e.g. --set lr=3e-3 --set ema_decay=null."),
-    data: str = typer.Option(None, "--data", help="Local dataset: CIFAR-10 python folder or .npz "
-                             "(default: the embedded digits)."),
+    data: str = typer.Option(None, "--data", help="Local dataset for the proxy (default: its embedded "
+                             "dataset; see `funcsearch proxies`)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch threads for the trial."),
     shift: str = typer.Option(None, "--shift", help="Point-wise shift s: scalar, vector or none "
-                              "(default scalar; none for dyt)."),
-    alpha_init: float = typer.Option(0.5, "--alpha-init", help="Initial alpha of point-wise layers."),
+                              "(default scalar; a baseline's own rule, e.g. none for dyt)."),
+    alpha_init: float = typer.Option(0.5, "--alpha-init", help="Initial alpha of point-wise layers (> 0)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (cuda when there is a GPU)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
     curve: bool = typer.Option(False, "--curve", help="Include the per-epoch curve in the JSON."),
 ) -> None:
     """Train one proxy trial with a progress bar and print its result as JSON."""
@@ -59,26 +61,44 @@ def train_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from funcsearch.proxies import PROXIES, make_trial_spec, run_trial
+    from funcsearch.proxies import get_proxy, make_trial_spec, run_trial
 
     spec = make_trial_spec(proxy, fn, seed=seed, settings=settings, data=data, shift=shift,
-                           alpha_init=alpha_init)
-    info = PROXIES[spec.proxy]
+                           alpha_init=alpha_init, device=device, precision=precision)
+    info = get_proxy(spec.proxy)
     epochs = info.config_class.from_overrides(spec.overrides).epochs
+    shown_metrics = [m for m in info.epoch_metrics]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
                   console=err_console, transient=False) as progress:
-        task = progress.add_task(f"{spec.proxy} {spec.function.name} seed {seed}", total=epochs, status="")
+        task = progress.add_task(f"{spec.proxy} {spec.function.name} seed {seed} ({spec.device})",
+                                 total=epochs, status="")
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
-            shown = {k: metrics[k] for k in ("train_loss", info.primary_metric, "heldout_loss", "test_acc")
-                     if k in metrics}
-            progress.update(task, completed=epoch,
-                            status="  ".join(f"{k} {v:.4g}" for k, v in shown.items()))
+            shown = "  ".join(f"{m.name} {m.display(metrics[m.name]):.4g}{m.unit if m.unit == '%' else ''}"
+                              for m in shown_metrics if m.name in metrics)
+            progress.update(task, completed=epoch, status=shown)
             return False
 
         result = run_trial(spec, on_epoch=on_epoch, threads=threads)
     typer.echo(json.dumps(result.model_dump(exclude=None if curve else {"curve"}), indent=2))
+
+
+@app.command("proxies")
+def proxies_command() -> None:
+    """The registered proxy tasks: their metrics (direction, unit), data and smoke recipe."""
+    from rich.table import Table
+
+    from funcsearch.proxies.registry import PROXIES
+
+    table = Table(title="proxies", show_lines=True)
+    for column in ("proxy", "primary", "halving", "metrics", "data"):
+        table.add_column(column, overflow="fold")
+    for proxy in PROXIES.values():
+        metrics = "\n".join(f"{m.name}: {m.heading}, {'higher' if m.higher_is_better else 'lower'} is better"
+                            f"{'' if m.per_epoch else ' (final only)'}" for m in proxy.metrics)
+        table.add_row(proxy.name, proxy.primary_metric, proxy.halving_metric, metrics, proxy.data_help)
+    console.print(table)
 
 
 @app.command("search")
@@ -286,7 +306,7 @@ def studies_command(
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except FuncsearchError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -305,6 +325,11 @@ def main() -> None:
         if type(exc).__name__ == "Exit" and isinstance(getattr(exc, "exit_code", None), int):
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+    if code == 130:  # typer turns Ctrl-C into a returned 130 in non-standalone mode
+        err_console.print("interrupted (finished trials are stored; rerun the command to resume)")
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _usage_error_classes() -> tuple[type[BaseException], ...]:

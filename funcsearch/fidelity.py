@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from funcsearch.expressions import fingerprint
+from funcsearch.metrics import orient
 from funcsearch.references import ReferenceSet
 
 USED_STATUSES = ("ok", "diverged")
@@ -160,8 +161,8 @@ def _agreement(value: float) -> str:
 
 
 def _oriented(trials: pd.DataFrame) -> pd.Series:
-    higher = trials["higher_is_better"].astype(bool) if "higher_is_better" in trials else True
-    return trials["score"].astype(float).where(higher, -trials["score"].astype(float))
+    higher = trials["higher_is_better"] if "higher_is_better" in trials else True
+    return pd.Series(orient(trials["score"], higher), index=trials.index)
 
 
 def seed_matrix(trials: pd.DataFrame, proxy: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -241,7 +242,7 @@ def measure_fidelity(
     trials: pd.DataFrame,
     reference: ReferenceSet,
     *,
-    proxy: str = "vit",
+    proxy: str,
     studies: Sequence[str] | None = None,
     top_k: int = 5,
     worst_fraction: float = 0.25,

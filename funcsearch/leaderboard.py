@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from funcsearch.errors import InputError
+from funcsearch.metrics import orient
 
 FORMATS = ("table", "md", "csv", "html")
 
@@ -145,8 +146,7 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> 
 
 def _signed(frame: pd.DataFrame) -> pd.Series:
     """Scores turned so that higher is always better."""
-    sign = np.where(frame["higher_is_better"].astype(bool), 1.0, -1.0)
-    return frame["score"].astype(float) * sign
+    return pd.Series(orient(frame["score"], frame["higher_is_better"]), index=frame.index)
 
 
 def _best_units(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Built-in function names: the paper's 16 searched functions, aliases, the norm baselines.
+"""The vocabulary of the unified form: built-in function names (the paper's 16 searched
+functions, aliases), the baselines with their shift rule, and the kinds of learnable shift.
 
 `resolve_function` turns what a user types after ``--fn`` (or lists in a config) into a
 ``(name, expression)`` pair: a known name keeps its name, anything else is parsed as an
@@ -7,8 +8,16 @@ expression and named by its canonical text.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from funcsearch.errors import ExpressionError
 from funcsearch.expressions import parse_expression
+
+SHIFT_KINDS: tuple[str, ...] = ("scalar", "vector", "none")
+"""The learnable shift s of ``gamma * f(alpha*x + s) + beta``: one scalar, one per channel,
+or none. Declared here once; configs, the CLI, layers and references read it."""
+ShiftKind = Literal["scalar", "vector", "none"]
 
 PAPER_SEARCH: dict[str, str] = {
     "erf": "erf(x)",
@@ -40,8 +49,39 @@ BUILTIN_FUNCTIONS: dict[str, str] = {**PAPER_SEARCH, **EXTRA}
 NORM_BASELINES: tuple[str, ...] = ("layernorm", "rmsnorm")
 """Statistics-based baselines: they have no point-wise expression."""
 
-BASELINES: dict[str, str | None] = {"layernorm": None, "rmsnorm": None, "dyt": "tanh(x)", "derf": "erf(x)"}
-"""The four baselines every search compares against (DyT: tanh without shift; Derf: erf)."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline every search can compare against.
+
+    ``expression`` is None for the statistics-based norms. ``shift`` is the baseline's own
+    shift rule: a fixed kind (LayerNorm and RMSNorm have no point-wise shift, DyT has none by
+    definition) or None to follow the search's ``function.shift`` (Derf)."""
+
+    name: str
+    expression: str | None
+    shift: str | None
+    description: str = ""
+
+    @property
+    def is_norm(self) -> bool:
+        return self.expression is None
+
+
+BASELINES: dict[str, Baseline] = {b.name: b for b in (
+    Baseline("layernorm", None, "none", "LayerNorm"),
+    Baseline("rmsnorm", None, "none", "RMSNorm"),
+    Baseline("dyt", "tanh(x)", "none", "Dynamic tanh: tanh(alpha*x), no shift"),
+    Baseline("derf", "erf(x)", None, "Dynamic erf: erf(alpha*x + s)"),
+)}
+"""The four baselines every search compares against."""
+
+
+def shift_rule(name: str) -> str | None:
+    """The fixed shift kind of a baseline or built-in name (None: it follows the setting)."""
+    baseline = BASELINES.get(name.strip().lower())
+    return baseline.shift if baseline is not None else None
 
 
 def resolve_function(name_or_expr: str) -> tuple[str, str | None]:

@@ -14,7 +14,7 @@ needed) has, in order:
 6. the property evidence of each function (:func:`funcsearch.properties.check_properties`,
    verdicts with their numbers) beside its ranks;
 7. fitting vs generalisation: the evaluation-mode training loss next to the test metric
-   (proxies that record ``train_eval_loss``: vit);
+   (proxies that declare ``train_eval_loss``);
 8. with a reference set, the proxy's fidelity (:func:`funcsearch.fidelity.fidelity_of_results`).
 
 Every ranking is shown with its noise: seed counts, standard deviations, t-based 95%
@@ -50,7 +50,7 @@ __all__ = ["write_report", "fit_table", "compare_studies", "fidelity_html", "fid
            "read_results"]
 
 EVAL_LOSS = "train_eval_loss"
-"""The metric of PAPER_METHODS.md section 5 (recorded by the vit proxy)."""
+"""The metric of PAPER_METHODS.md section 5, by the name proxies that measure it declare it."""
 
 
 def read_results(results: str | Path) -> pd.DataFrame:
@@ -410,7 +410,7 @@ def _fit_section(ctx: _Context) -> str:
                              f"{metric} (mean ± std)", "test loss", "test - train loss"], body,
                             ["baseline" if k == "baseline" else "" for k in table["kind"]]))
     if not found:
-        parts.append("<p class=note>Only the vit proxy records it (<code>train_eval_loss</code>).</p>")
+        parts.append("<p class=note>Only proxies that declare <code>train_eval_loss</code> record it.</p>")
     return "\n".join(parts)
 
 

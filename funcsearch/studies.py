@@ -185,11 +185,14 @@ def _minutes(seconds: float) -> str:
     return "-" if not seconds else f"{seconds / 60:.0f} min"
 
 
-def _entry(entry: Entry, metric: tuple[str, bool]) -> str:
+def _entry(entry: Entry, metric: tuple[str, bool], proxy: str) -> str:
     name = entry.candidate.replace("|", "\\|")  # a bare | would split the Markdown cell
     if entry.ok == 0:
         return f"{name} (diverged on {entry.diverged}/{entry.seeds} seeds)"
-    scale = 100.0 if metric[0].endswith("acc") else 1.0
+    from funcsearch.proxies.registry import declared_metric
+
+    declared = declared_metric(proxy, metric[0])
+    scale = declared.scale if declared is not None else 1.0
     spread = "" if math.isnan(entry.std) else f" +- {fmt(entry.std * scale, 2)}"
     seeds = "" if entry.ok == entry.seeds else f" ({entry.ok}/{entry.seeds} ok)"
     return f"{name} {fmt(entry.mean * scale, 3)}{spread}{seeds}"
@@ -242,7 +245,7 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         done = "" if s.complete else " (**incomplete**)"
         tops = "<br>".join(
             f"{proxy} ({s.metric[proxy][0]}, {'higher' if s.metric[proxy][1] else 'lower'} is better): "
-            + "; ".join(_entry(e, s.metric[proxy]) for e in entries)
+            + "; ".join(_entry(e, s.metric[proxy], proxy) for e in entries)
             for proxy, entries in s.top.items())
         trust = "<br>".join(_trust(s, proxy) for proxy in s.top)
         lines.append(f"| {link} | {s.stored} ({s.new} + {s.reused}) / {s.planned}{done} | {counts} | "

@@ -49,3 +49,18 @@ def fake_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool
     final = {proxy.primary_metric: float("nan") if "cosh" in text else value}
     return TrialResult(status="ok", metrics=final, curve=curve, wall_time_s=time.perf_counter() - start,
                        config=dict(spec.overrides), versions={"fake": "1"})
+
+
+def resource_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool] | None = None,
+                   threads: int = 1) -> TrialResult:
+    """Holds its worker for a second and records when, and which Ray resources it was given."""
+    import ray
+
+    start = time.time()
+    time.sleep(1.0)
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    proxy = PROXIES[spec.proxy]
+    return TrialResult(status="ok", metrics={proxy.primary_metric: 0.5}, curve=[{"epoch": 1.0}],
+                       wall_time_s=time.time() - start, config=dict(spec.overrides),
+                       details={"start": start, "end": time.time(), "gpu": assigned.get("GPU", 0.0),
+                                "device": spec.device})

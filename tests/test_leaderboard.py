@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+from fixtures.rows import make_frame, make_record
 import pytest
 from typer.testing import CliRunner
 
@@ -32,15 +34,14 @@ def frame() -> pd.DataFrame:
     for proxy, table, metric, higher in (("vit", VIT, "test_acc", True), ("dit", DIT, "fid", False)):
         for name, scores in table.items():
             for seed, score in enumerate(scores):
-                rows.append({
-                    "trial_key": f"{proxy}-{name}-{seed}", "unit_key": f"{proxy}-{name}",
-                    "candidate": name, "expression": EXPRESSIONS[name],
-                    "is_baseline": name in ("layernorm", "derf"), "proxy": proxy, "seed": seed,
-                    "hyperparameters": "{}", "status": "ok" if score is not None else "diverged",
-                    "score": math.nan if score is None else float(score), "primary_metric": metric,
-                    "higher_is_better": higher, "epochs_done": 3 if score is not None else 1,
-                })
-    return pd.DataFrame(rows)
+                rows.append(make_record(
+                    f"{proxy}-{name}-{seed}", unit_key=f"{proxy}-{name}", candidate=name,
+                    expression=EXPRESSIONS[name], is_baseline=name in ("layernorm", "derf"),
+                    proxy=proxy, seed=seed, status="ok" if score is not None else "diverged",
+                    score=math.nan if score is None else float(score), primary_metric=metric,
+                    higher_is_better=higher, epochs_done=3 if score is not None else 1,
+                ))
+    return make_frame(rows)
 
 
 def test_per_proxy_statistics_match_the_hand_computation() -> None:

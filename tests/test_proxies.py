@@ -19,14 +19,14 @@ from funcsearch.errors import ConfigError
 from funcsearch.layers import PointwiseNorm
 from funcsearch.proxies import (
     PROXIES,
-    DiTConfig,
     FunctionSpec,
     TrialSpec,
-    ViTConfig,
     make_trial_spec,
     parse_set_options,
     run_trial,
 )
+from funcsearch.proxies.dit import DiTConfig
+from funcsearch.proxies.vit import ViTConfig
 from funcsearch.proxies import fid
 from funcsearch.proxies.data import load_digits_dataset
 from funcsearch.proxies.dit import DiT
@@ -34,9 +34,8 @@ from funcsearch.proxies.training import lr_factor
 from funcsearch.proxies.trial import norm_factory
 from funcsearch.proxies.vit import ViT
 
-TINY_VIT = {"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "lr": 3e-3}
-TINY_DIT = {"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "heldout_repeats": 1,
-            "fid_samples": 0}
+TINY_VIT = dict(PROXIES["vit"].smoke)  # the registry's smoke recipes
+TINY_DIT = dict(PROXIES["dit"].smoke)
 LAYERNORM = FunctionSpec(name="layernorm")
 ERF = FunctionSpec(name="derf", expression="erf(x)")
 
@@ -50,7 +49,7 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 def _trial(proxy: str, function: FunctionSpec, seed: int = 0, **overrides: object) -> TrialSpec:
-    base = TINY_VIT if proxy == "vit" else TINY_DIT
+    base = PROXIES[proxy].smoke
     return TrialSpec(proxy=proxy, function=function, seed=seed, overrides={**base, **overrides})
 
 
@@ -279,3 +278,23 @@ def test_train_command_reports_an_unknown_setting_in_one_line(monkeypatch: pytes
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "epoch" in err and "--set" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("proxy", sorted(PROXIES))
+def test_every_registered_proxy_runs_its_smoke_recipe_in_bf16_autocast_on_the_cpu(proxy: str) -> None:
+    spec = TrialSpec(proxy=proxy, function=ERF, seed=0, overrides=dict(PROXIES[proxy].smoke),
+                     precision="bf16")
+    result = run_trial(spec)
+    assert result.status == "ok", result.message
+    assert (result.device, result.precision) == ("cpu", "bf16")
+    epoch_metrics = {m.name for m in PROXIES[proxy].epoch_metrics}
+    assert epoch_metrics <= set(result.curve[-1])  # every declared per-epoch metric is reported
+    assert all(math.isfinite(v) for v in result.metrics.values())
+
+
+def test_a_proxy_declares_its_vocabulary_consistently() -> None:
+    for proxy in PROXIES.values():
+        names = [m.name for m in proxy.metrics]
+        assert proxy.primary_metric in names and proxy.halving_metric in names
+        assert proxy.metric(proxy.halving_metric).per_epoch
+        assert set(proxy.smoke) <= set(proxy.config_class.model_fields)

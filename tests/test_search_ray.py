@@ -185,7 +185,8 @@ def test_a_study_reuses_finished_trials_of_a_sibling_search(ray_cluster: None, t
     assert outcome.runs == 2  # erf only: isru's two trials are copied from "first"
     frame = ResultsStore(tmp_path / "results" / "second").read()
     assert len(frame) == 4 and frame["trial_key"].is_unique
-    copied = frame[frame["message"].fillna("").str.startswith("reused from first")]
+    copied = frame[frame["reused_from"] == "first"]
     assert len(copied) == 2 and set(copied["search"]) == {"second"}
+    assert not frame["message"].fillna("").str.contains("reused").any()  # its own column, not a message
     alone = write_config(tmp_path, "reuse: false\ncandidates: {functions: [isru], require: []}\n" + proxies, "alone")
     assert run_search(alone, trial_fn=fake("fake_trial"), live=False).runs == 2

@@ -7,6 +7,9 @@ from typing import Any
 from funcsearch.search.config import EarlyStopping, GateConfig, HalvingConfig
 from funcsearch.search.plan import FunctionEntry, Unit
 from funcsearch.search.schedule import schedule
+from funcsearch.search.store import TrialRecord
+
+from fixtures.rows import make_record
 
 METRICS = {"vit": ("test_acc", True)}
 
@@ -19,12 +22,13 @@ def unit(name: str, *, baseline: bool = False, seeds: tuple[int, ...] = (0, 1), 
                 higher_is_better=True)
 
 
-def run(accuracy: list[float], *, stop: int | None, status: str | None = None) -> dict[str, Any]:
-    """A stored row whose curve has one test_acc per epoch."""
+def run(accuracy: list[float], *, stop: int | None, status: str | None = None,
+        **fields: Any) -> TrialRecord:
+    """A stored trial whose curve has one test_acc per epoch."""
     curve = [{"epoch": float(i + 1), "test_acc": a, "train_loss": 2.0 - a} for i, a in enumerate(accuracy)]
-    return {"status": status or ("ok" if stop is None else "pruned"), "stop_epoch": stop,
-            "epochs_done": len(curve), "curve": curve, "message": None, "diverged_step": None,
-            "score": accuracy[-1] if stop is None and accuracy else float("nan")}
+    return make_record("t", status=status or ("ok" if stop is None else "pruned"), stop_epoch=stop,
+                       epochs_done=len(curve), curve=curve, metrics={},
+                       score=accuracy[-1] if stop is None and accuracy else float("nan"), **fields)
 
 
 def keys(requests: list[Any]) -> set[tuple[str, int | None]]:
@@ -49,8 +53,8 @@ def test_gate_rejects_exploders_and_non_learners_and_lets_learners_through() -> 
     assert keys(plan.requests) == {("good-0", 2), ("slow-0", 2), ("boom-0", 2),
                                    ("base-0", None), ("base-1", None)}
     rows = {"good-0": run([0.2, 0.5], stop=2), "slow-0": run([0.1, 0.2], stop=2),
-            "boom-0": {**run([0.2], stop=2, status="diverged"), "diverged_step": 70,
-                       "message": "non-finite training loss (nan)"}}
+            "boom-0": run([0.2], stop=2, status="diverged", diverged_step=70,
+                       message="non-finite training loss (nan)")}
     plan = schedule(units, rows, gate, METRICS)
     assert keys(plan.requests) >= {("good-0", None), ("good-1", None)}
     reasons = {d.trial_key: d.reason for d in plan.decisions}

@@ -13,25 +13,20 @@ import pytest
 
 from funcsearch.search import run_search
 from funcsearch.search.keys import trial_key
-from funcsearch.search.store import ResultsStore, SearchLockedError
+from funcsearch.search.store import ResultsStore, SearchLockedError, TrialRecord
+from fixtures.rows import make_record
 
 
-def row(key: str, status: str = "ok", score: float = 0.9, **extra: object) -> dict[str, object]:
-    return {"trial_key": key, "unit_key": "u", "search": "s", "candidate": f"c-{key}",
-            "expression": "erf(x)", "names": "[]", "family": "f", "is_baseline": False, "proxy": "vit",
-            "seed": 0, "shift": "scalar", "alpha_init": 0.5, "hyperparameters": "{}", "overrides": "{}",
-            "status": status, "message": None, "stop_epoch": None, "epochs_done": 3,
-            "primary_metric": "test_acc", "higher_is_better": True, "score": score, "metrics": "{}",
-            "curve": "[]", "diverged_step": None, "wall_time_s": 1.0, "node": "n", "started_at": "a",
-            "finished_at": "b", "versions": "{}", "config": "{}", "config_hash": "h",
-            "search_config_hash": "h", "metric.test_acc": score, **extra}
+def row(key: str, status: str = "ok", score: float = 0.9, **extra: object) -> TrialRecord:
+    extra.setdefault("metrics", {} if math.isnan(score) else {"test_acc": score})
+    return make_record(key, candidate=f"c-{key}", status=status, score=score, **extra)
 
 
 def test_rows_are_written_one_file_each_and_consolidated(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "r")
     with store.locked():
         store.write(row("a"))
-        store.write(row("b", status="diverged", score=math.nan, **{"metric.test_loss": 2.5}))
+        store.write(row("b", status="diverged", score=math.nan, metrics={"test_loss": 2.5}))
         assert sorted(p.name for p in store.trials_dir.iterdir()) == ["a.parquet", "b.parquet"]
         store.write(row("a", score=0.7))  # a newer row of the same trial replaces the old one
         frame = store.read()

@@ -29,8 +29,6 @@ from funcsearch.errors import InputError
 __all__ = ["curve_metric", "parse_curve", "plot_curves", "plot_fit_vs_test"]
 
 IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
-EVAL_METRICS = ("test_acc", "heldout_loss", "test_loss")
-"""Per-epoch metrics drawn beside the training loss, in order of preference."""
 DIVERGED_COLOUR = "#d62728"
 BASELINE_COLOUR = "#d62728"
 CANDIDATE_COLOUR = "#1f77b4"
@@ -46,16 +44,24 @@ def parse_curve(value: Any) -> list[dict[str, float]]:
 
 
 def curve_metric(trials: pd.DataFrame) -> str | None:
-    """The per-epoch evaluation metric to draw: the primary metric when it is logged every
-    epoch (vit: test_acc), else the first of :data:`EVAL_METRICS` found (dit: heldout_loss)."""
+    """The per-epoch evaluation metric to draw beside the training loss: the primary metric
+    when it is logged every epoch, else the proxy's halving metric (both as the proxy
+    declares them), else any per-epoch metric but the training loss."""
     keys: set[str] = set()
     for value in trials["curve"]:
         for point in parse_curve(value):
             keys.update(point)
-    primary = str(trials["primary_metric"].iloc[0]) if len(trials) else ""
+    if not len(trials):
+        return None
+    primary = str(trials["primary_metric"].iloc[0])
     if primary in keys:
         return primary
-    return next((m for m in EVAL_METRICS if m in keys), None)
+    from funcsearch.proxies.registry import PROXIES
+
+    proxy = PROXIES.get(str(trials["proxy"].iloc[0]))
+    if proxy is not None and proxy.halving_metric in keys:
+        return proxy.halving_metric
+    return next((k for k in sorted(keys) if k not in ("epoch", "step", "lr", "train_loss")), None)
 
 
 def _check_out(out: str | Path) -> Path:

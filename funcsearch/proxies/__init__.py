@@ -1,19 +1,21 @@
-"""The proxy tasks candidates are trained on: a tiny ViT and a tiny DiT.
+"""The proxy tasks candidates are trained on, as plug-ins: each proxy module declares a
+:class:`Proxy` (config class, metrics with directions and units, primary and halving
+metrics, data loader, smoke recipe) and the registry lists them.
 
 Public contract (docs/architecture.md): ``run_trial(spec) -> TrialResult`` and the
-``PROXIES`` registry (config class, ``primary_metric``, ``higher_is_better`` per proxy).
+``PROXIES`` registry.
 """
 
 from __future__ import annotations
 
 from funcsearch.proxies.config import TrainConfig, parse_set_options
-from funcsearch.proxies.data import ImageDataset, load_dataset
-from funcsearch.proxies.dit import DiTConfig
-from funcsearch.proxies.registry import PROXIES, Proxy
+from funcsearch.proxies.device import Runtime, resolve_device
+from funcsearch.proxies.proxy import Proxy
+from funcsearch.proxies.registry import PROXIES, get_proxy, register_proxy, unregister_proxy
 from funcsearch.proxies.trial import FunctionSpec, TrialResult, TrialSpec, make_trial_spec, run_trial
-from funcsearch.proxies.vit import ViTConfig
 
 __all__ = [
-    "PROXIES", "Proxy", "TrainConfig", "ViTConfig", "DiTConfig", "FunctionSpec", "TrialSpec",
-    "TrialResult", "run_trial", "make_trial_spec", "parse_set_options", "ImageDataset", "load_dataset",
+    "PROXIES", "Proxy", "TrainConfig", "FunctionSpec", "TrialSpec", "TrialResult", "run_trial",
+    "make_trial_spec", "parse_set_options", "get_proxy", "register_proxy", "unregister_proxy",
+    "Runtime", "resolve_device",
 ]

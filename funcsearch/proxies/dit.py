@@ -22,7 +22,6 @@ Metrics:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +30,12 @@ from torch import Tensor, nn
 
 from funcsearch.errors import ConfigError
 from funcsearch.proxies.config import TrainConfig
-from funcsearch.proxies.data import ImageDataset
+from funcsearch.proxies.data import ImageDataset, load_dataset
+from funcsearch.metrics import Metric
+from funcsearch.proxies.blocks import MLP, Attention
+from funcsearch.proxies.device import Runtime
+from funcsearch.proxies.proxy import NormFactory, Proxy
 from funcsearch.proxies.training import EpochCallback, ProxyRun, TrainTask, train
-from funcsearch.proxies.vit import MLP, Attention
-
-NormFactory = Callable[..., nn.Module]
 
 
 class DiTConfig(TrainConfig):
@@ -197,9 +197,10 @@ class DiT(nn.Module):
 class Diffusion:
     """DDPM forward process with a linear beta schedule, and a deterministic DDIM sampler."""
 
-    def __init__(self, steps: int, beta_start: float, beta_end: float) -> None:
+    def __init__(self, steps: int, beta_start: float, beta_end: float,
+                 device: torch.device | str = "cpu") -> None:
         self.steps = steps
-        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64)
+        betas = torch.linspace(beta_start, beta_end, steps, dtype=torch.float64, device=device)
         self.alphas_cumprod = torch.cumprod(1.0 - betas, dim=0).float()
 
     def add_noise(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
@@ -210,12 +211,14 @@ class Diffusion:
     def ddim_sample(self, model: nn.Module, labels: Tensor, shape: tuple[int, ...],
                     sample_steps: int, generator: torch.Generator) -> Tensor:
         """DDIM (eta = 0) from pure noise over ``sample_steps`` evenly spaced timesteps."""
-        x = torch.randn(len(labels), *shape, generator=generator)
+        device = self.alphas_cumprod.device
+        x = torch.randn(len(labels), *shape, generator=generator, device=generator.device).to(device)
         timesteps = torch.linspace(self.steps - 1, 0, sample_steps).round().long().unique_consecutive()
+        one = torch.tensor(1.0, device=device)
         for i, t in enumerate(timesteps.tolist()):
             a_t = self.alphas_cumprod[t]
-            a_prev = self.alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.tensor(1.0)
-            eps = model(x, torch.full((len(labels),), t), labels)
+            a_prev = self.alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else one
+            eps = model(x, torch.full((len(labels),), t, device=device), labels).float()
             x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
             eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
             x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
@@ -224,42 +227,52 @@ class Diffusion:
 
 # --------------------------------------------------------------------------- task
 def run(config: DiTConfig, norm: NormFactory, dataset: ImageDataset, seed: int,
-        on_epoch: EpochCallback | None = None) -> ProxyRun:
-    """Build the model (global RNG seeded by the caller), train it and measure it."""
-    model = DiT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm)
-    diffusion = Diffusion(config.diffusion_steps, config.beta_start, config.beta_end)
-    train_x0, train_labels = dataset.train_images * 2 - 1, dataset.train_labels
+        on_epoch: EpochCallback | None = None, runtime: Runtime | None = None) -> ProxyRun:
+    """Build the model (global RNG seeded by the caller, built on the CPU so that every device
+    starts from the same weights), move it and the data to the runtime's device, train it and
+    measure it. The fixed evaluation draws (held-out noise, sampler noise) are made on the CPU
+    and moved, so every device evaluates on the same noise; training draws use the trial's
+    generator on its device."""
+    runtime = runtime or Runtime()
+    device = runtime.torch_device
+    model = DiT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm).to(device)
+    diffusion = Diffusion(config.diffusion_steps, config.beta_start, config.beta_end, device)
+    train_x0 = (dataset.train_images * 2 - 1).to(device)
+    train_labels = dataset.train_labels.to(device)
 
     heldout = torch.Generator().manual_seed(config.heldout_seed)
     held_x0 = (dataset.test_images * 2 - 1).repeat(config.heldout_repeats, 1, 1, 1)
     held_labels = dataset.test_labels.repeat(config.heldout_repeats)
     held_t = torch.randint(0, diffusion.steps, (len(held_labels),), generator=heldout)
     held_noise = torch.randn(held_x0.shape, generator=heldout)
+    held_x0, held_labels, held_t, held_noise = (v.to(device) for v in (held_x0, held_labels, held_t, held_noise))
     held_xt = diffusion.add_noise(held_x0, held_t, held_noise)
 
     def batch_loss(model: nn.Module, batch: Tensor, generator: torch.Generator) -> Tensor:
         x0 = train_x0[batch]
-        t = torch.randint(0, diffusion.steps, (len(batch),), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
-        return F.mse_loss(model(diffusion.add_noise(x0, t, noise), t, train_labels[batch]), noise)
+        t = torch.randint(0, diffusion.steps, (len(batch),), generator=generator, device=generator.device)
+        noise = torch.randn(x0.shape, generator=generator, device=generator.device)
+        prediction = model(diffusion.add_noise(x0, t, noise), t, train_labels[batch])
+        return F.mse_loss(prediction.float(), noise)
 
     def per_epoch(model: nn.Module) -> dict[str, float]:
         total = 0.0
         for s in range(0, len(held_labels), config.eval_batch_size):
             window = slice(s, s + config.eval_batch_size)
-            prediction = model(held_xt[window], held_t[window], held_labels[window])
+            prediction = model(held_xt[window], held_t[window], held_labels[window]).float()
             total += float(F.mse_loss(prediction, held_noise[window], reduction="sum"))
         return {"heldout_loss": total / held_noise.numel()}
 
     task = TrainTask(model, len(train_labels), batch_loss, per_epoch)
-    outcome = train(task, config, seed, on_epoch)
+    outcome = train(task, config, seed, on_epoch, runtime)
     final: dict[str, float] = {}
     details: dict[str, float | int | str] = {"parameters": sum(p.numel() for p in model.parameters())}
     if outcome.status == "ok" and config.fid_samples:
         from funcsearch.proxies.fid import frechet_distance_to_data
 
         outcome.eval_model.eval()
-        samples = sample_images(outcome.eval_model, diffusion, dataset, config)
+        with runtime.autocast():
+            samples = sample_images(outcome.eval_model, diffusion, dataset, config)
         fid, classifier = frechet_distance_to_data(dataset, samples)
         final["fid"] = fid
         details["fid_classifier"] = classifier
@@ -269,10 +282,30 @@ def run(config: DiTConfig, norm: NormFactory, dataset: ImageDataset, seed: int,
 def sample_images(model: nn.Module, diffusion: Diffusion, dataset: ImageDataset,
                   config: DiTConfig) -> Tensor:
     """``fid_samples`` class-balanced DDIM samples in [0, 1] (NaN kept: the caller checks)."""
-    generator = torch.Generator().manual_seed(config.sample_seed)
-    labels = torch.arange(config.fid_samples) % dataset.num_classes
+    generator = torch.Generator().manual_seed(config.sample_seed)  # CPU: the same noise on every device
+    device = diffusion.alphas_cumprod.device
+    labels = (torch.arange(config.fid_samples) % dataset.num_classes).to(device)
     shape = (dataset.channels, *dataset.image_size)
     chunks = [diffusion.ddim_sample(model, labels[s:s + config.eval_batch_size], shape,
                                     config.sample_steps, generator)
               for s in range(0, len(labels), config.eval_batch_size)]
     return ((torch.cat(chunks) + 1) / 2).clamp(0, 1)
+
+
+PROXY = Proxy(
+    name="dit",
+    config_class=DiTConfig,
+    run=run,
+    load_data=load_dataset,
+    metrics=(
+        Metric("fid", False, False, "FID (small classifier features)"),
+        Metric("heldout_loss", False, True, "held-out noise MSE"),
+        Metric("train_loss", False, True, "training noise MSE"),
+    ),
+    primary_metric="fid",
+    halving_metric="heldout_loss",
+    smoke={"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "heldout_repeats": 1,
+           "fid_samples": 0},
+    description="DiT-style class-conditional diffusion on 8x8 digits; fid in a small classifier's feature space",
+    data_help="CIFAR-10 python folder or .npz of images (default: the embedded digits)",
+)

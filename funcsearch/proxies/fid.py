@@ -81,8 +81,10 @@ class FeatureSpace:
 
     @torch.no_grad()
     def statistics(self, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-        feats = torch.cat([self.net.features(images[s:s + batch_size])
-                           for s in range(0, len(images), batch_size)]).double().numpy()
+        """Feature mean and covariance of ``images``, computed on the images' device."""
+        self.net.to(images.device)
+        feats = torch.cat([self.net.features(images[s:s + batch_size].float())
+                           for s in range(0, len(images), batch_size)]).double().cpu().numpy()
         return feats.mean(axis=0), np.cov(feats, rowvar=False)
 
 

@@ -8,8 +8,9 @@ the first step's loss, or non-finite evaluation metrics end the run as ``diverge
 the step, never with an exception.
 
 Determinism: the batch order and every random draw of the proxy's loss come from one
-``torch.Generator`` seeded with the trial seed, so the same seed and thread count give
-the same numbers.
+``torch.Generator`` on the trial's device, seeded with the trial seed, so the same seed,
+device and thread count give the same numbers. Forward passes run under the runtime's
+autocast (``precision: bf16``); the backward pass and the optimizer stay in float32.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from funcsearch.proxies.config import TrainConfig
+from funcsearch.proxies.device import Runtime
 
 #: ``loss(model, batch_indices, generator) -> scalar loss`` on a batch of training examples
 BatchLoss = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
@@ -111,10 +113,12 @@ class EMA:
 
 
 def train(task: TrainTask, config: TrainConfig, seed: int,
-          on_epoch: EpochCallback | None = None) -> TrainOutcome:
-    """Train ``task.model`` for ``config.epochs``; see the module docstring."""
+          on_epoch: EpochCallback | None = None, runtime: Runtime | None = None) -> TrainOutcome:
+    """Train ``task.model`` (already on ``runtime.device``) for ``config.epochs``; see the
+    module docstring."""
+    runtime = runtime or Runtime()
     model = task.model
-    generator = torch.Generator().manual_seed(seed)
+    generator = runtime.generator(seed)
     steps_per_epoch = math.ceil(task.num_train / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
@@ -131,10 +135,11 @@ def train(task: TrainTask, config: TrainConfig, seed: int,
     step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(task.num_train, generator=generator)
+        order = torch.randperm(task.num_train, generator=generator, device=generator.device)
         loss_sum = 0.0
         for batch in order.split(config.batch_size):
-            loss = task.batch_loss(model, batch, generator)
+            with runtime.autocast():
+                loss = task.batch_loss(model, batch, generator).float()
             value = float(loss.detach())
             step += 1
             if first_loss is None:
@@ -157,7 +162,7 @@ def train(task: TrainTask, config: TrainConfig, seed: int,
                    "lr": optimizer.param_groups[0]["lr"],
                    "train_loss": loss_sum / task.num_train}
         eval_model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), runtime.autocast():
             metrics.update(task.evaluate(eval_model))
         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
         if bad:

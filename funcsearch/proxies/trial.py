@@ -20,9 +20,11 @@ from torch import nn
 
 import funcsearch
 from funcsearch.errors import InputError
+from funcsearch.named import SHIFT_KINDS, ShiftKind
 from funcsearch.proxies.config import TrainConfig
-from funcsearch.proxies.data import load_dataset
-from funcsearch.proxies.registry import PROXIES
+from funcsearch.proxies.device import Precision, Runtime, resolve_device
+from funcsearch.proxies.proxy import Proxy
+from funcsearch.proxies.registry import get_proxy
 
 #: keys of the per-epoch curve that are bookkeeping, not metrics
 _BOOKKEEPING = ("epoch", "step", "lr")
@@ -35,20 +37,22 @@ class FunctionSpec(BaseModel):
 
     name: str                      # stable display / join name, e.g. "erf|translate=+2"
     expression: str | None = None  # None for layernorm / rmsnorm (then ``name`` says which)
-    shift: Literal["scalar", "vector", "none"] = "scalar"
-    alpha_init: float = 0.5
+    shift: ShiftKind = "scalar"
+    alpha_init: float = Field(0.5, gt=0)
 
 
 class TrialSpec(BaseModel):
-    """One trial: proxy, function, seed, config overrides and dataset."""
+    """One trial: proxy, function, seed, config overrides, dataset, device and precision."""
 
     model_config = ConfigDict(extra="forbid")
 
-    proxy: Literal["vit", "dit"]
+    proxy: str                                               # a registered proxy's name
     function: FunctionSpec
-    seed: int
+    seed: int = Field(ge=0, lt=2**63)
     overrides: dict[str, Any] = Field(default_factory=dict)  # any field of the proxy's config
-    data: str | None = None                                  # local dataset path; None = digits
+    data: str | None = None                                  # local dataset path; None = embedded
+    device: Literal["cpu", "cuda"] = "cpu"
+    precision: Precision = "fp32"
 
 
 class TrialResult(BaseModel):
@@ -61,7 +65,9 @@ class TrialResult(BaseModel):
     message: str | None = None
     wall_time_s: float = 0.0
     config: dict[str, Any] = Field(default_factory=dict)   # the resolved proxy config
-    versions: dict[str, str] = Field(default_factory=dict)  # python, torch, numpy, funcsearch
+    versions: dict[str, str] = Field(default_factory=dict)  # python, torch, numpy, funcsearch (+ gpu, cuda)
+    device: str = "cpu"                                      # where it ran: cpu or cuda
+    precision: str = "fp32"                                  # fp32 or bf16 (autocast)
     # additions to the architecture contract
     seed: int | None = None
     threads: int | None = None
@@ -94,21 +100,25 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
 
 
 def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool] | None = None,
-              threads: int = 1) -> TrialResult:
+              threads: int = 1, proxy: Proxy | None = None) -> TrialResult:
     """Train ``spec.function`` in every norm site of ``spec.proxy`` with ``spec.seed``.
 
     ``on_epoch(epoch, metrics)`` returning True stops the run (status ``pruned``).
-    ``torch.set_num_threads(threads)`` holds for the run (restored afterwards).
+    ``torch.set_num_threads(threads)`` holds for the run (restored afterwards). ``proxy``
+    is the registry entry (looked up by name when None; a search passes it to its workers,
+    so a proxy registered only in the driver process runs too).
     """
     start, cpu_start = time.perf_counter(), time.process_time()
-    proxy = PROXIES[spec.proxy]
+    proxy = proxy or get_proxy(spec.proxy)
+    runtime = Runtime(resolve_device(spec.device, field="device"), spec.precision)
     config = proxy.config_class.from_overrides(spec.overrides)
-    dataset = load_dataset(spec.data)
+    dataset = proxy.load_data(spec.data)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(spec.seed)
-        report = proxy.run(config, norm_factory(spec.function, config), dataset, spec.seed, on_epoch)
+        report = proxy.run(config, norm_factory(spec.function, config), dataset, spec.seed, on_epoch,
+                           runtime)
     finally:
         torch.set_num_threads(previous_threads)
     outcome = report.outcome
@@ -118,37 +128,53 @@ def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool]
         status, message, diverged_step = "diverged", f"non-finite {', '.join(bad)} at the end", outcome.steps
     metrics = {k: v for k, v in outcome.last_metrics.items() if k not in _BOOKKEEPING}
     metrics.update({k: v for k, v in report.final_metrics.items() if math.isfinite(v)})
-    details = {"steps": outcome.steps, "dataset": dataset.fingerprint,
+    details = {"steps": outcome.steps, "dataset": getattr(dataset, "fingerprint", ""),
                "cpu_time_s": time.process_time() - cpu_start, **report.details}
+    facts = runtime.facts()
+    where = {k: facts[k] for k in ("gpu", "cuda") if k in facts}
     return TrialResult(
         status=status, metrics=metrics, curve=outcome.curve, diverged_step=diverged_step,
         message=message, wall_time_s=time.perf_counter() - start, config=config.model_dump(),
-        versions=versions(), seed=spec.seed, threads=threads, details=details,
+        versions={**versions(), **where}, seed=spec.seed, threads=threads, details=details,
+        device=runtime.device, precision=runtime.precision,
     )
 
 
 def make_trial_spec(proxy: str, function: str, *, seed: int = 0, settings: list[str] | None = None,
                     data: str | None = None, shift: str | None = None,
-                    alpha_init: float = 0.5) -> TrialSpec:
+                    alpha_init: float = 0.5, device: str = "cpu", precision: str = "fp32") -> TrialSpec:
     """A validated ``TrialSpec`` from command-line text (``--set key=value`` items).
 
     ``function`` is a built-in name (``erf``, ``derf``, ``dyt``, ...), ``layernorm`` /
-    ``rmsnorm``, or an expression in ``x``. ``shift`` defaults to ``"scalar"`` (``"none"``
-    for ``dyt``, which has no shift by definition).
+    ``rmsnorm``, or an expression in ``x``. ``shift`` defaults to the baseline's own rule
+    (none for ``dyt``, ``layernorm``, ``rmsnorm``), else ``"scalar"``. ``device`` may be
+    ``auto``; ``cuda`` without a GPU is an ``InputError`` before anything trains.
     """
-    from funcsearch.named import resolve_function
+    from funcsearch.named import resolve_function, shift_rule
     from funcsearch.proxies.config import parse_set_options
 
-    if proxy not in PROXIES:
-        raise InputError(f"unknown proxy {proxy!r} (known: {', '.join(PROXIES)})", field="--proxy")
-    name, expression = resolve_function(function)
+    entry = get_proxy(proxy, field="--proxy")
+    try:
+        name, expression = resolve_function(function)
+    except InputError as exc:
+        raise exc.located(field="--fn") from None
+    fixed = shift_rule(function)
     if shift is None:
-        shift = "none" if function.strip().lower() == "dyt" else "scalar"
-    if shift not in ("scalar", "vector", "none"):
-        raise InputError(f"shift must be scalar, vector or none, got {shift!r}", field="--shift")
+        shift = fixed or "scalar"
+    if shift not in SHIFT_KINDS:
+        raise InputError(f"shift must be one of {', '.join(SHIFT_KINDS)}, got {shift!r}", field="--shift")
+    if not (isinstance(alpha_init, (int, float)) and math.isfinite(alpha_init) and alpha_init > 0):
+        raise InputError(f"alpha init must be a finite number > 0, got {alpha_init!r}", field="--alpha-init")
+    from funcsearch.proxies.device import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}",
+                         field="--precision")
+    resolved_device = resolve_device(device)
     overrides = parse_set_options(settings or [])
-    PROXIES[proxy].config_class.from_overrides(overrides, source="--set")  # fail before training
-    load_dataset(data)
-    return TrialSpec(proxy=proxy, seed=seed, overrides=overrides, data=data,  # type: ignore[arg-type]
+    entry.config_class.from_overrides(overrides, source="--set")  # fail before training
+    entry.load_data(data)
+    return TrialSpec(proxy=proxy, seed=seed, overrides=overrides, data=data,
+                     device=resolved_device, precision=precision,  # type: ignore[arg-type]
                      function=FunctionSpec(name=name, expression=expression, shift=shift,  # type: ignore[arg-type]
                                            alpha_init=alpha_init))

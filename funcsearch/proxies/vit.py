@@ -14,8 +14,6 @@ Metrics (``test_acc`` is a fraction in [0, 1]):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
@@ -23,11 +21,12 @@ from torch import Tensor, nn
 
 from funcsearch.errors import ConfigError
 from funcsearch.proxies.config import TrainConfig
-from funcsearch.proxies.data import ImageDataset
+from funcsearch.proxies.data import ImageDataset, load_dataset
+from funcsearch.metrics import Metric
+from funcsearch.proxies.blocks import MLP, Attention, drop_path
+from funcsearch.proxies.device import Runtime
+from funcsearch.proxies.proxy import NormFactory, Proxy
 from funcsearch.proxies.training import EpochCallback, ProxyRun, TrainTask, train
-
-#: ``norm(dim, site, affine)`` -> a norm module; ``site`` is "attn", "mlp" or "final"
-NormFactory = Callable[..., nn.Module]
 
 
 class ViTConfig(TrainConfig):
@@ -55,44 +54,6 @@ class ViTConfig(TrainConfig):
 
 
 # --------------------------------------------------------------------------- model
-class Attention(nn.Module):
-    """Multi-head self-attention."""
-
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def forward(self, x: Tensor) -> Tensor:
-        batch, tokens, dim = x.shape
-        qkv = self.qkv(x).view(batch, tokens, 3, self.heads, dim // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)
-        y = y.transpose(1, 2).reshape(batch, tokens, dim)
-        return F.dropout(self.proj(y), self.dropout, self.training)
-
-
-class MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
-        super().__init__()
-        self.fc = nn.Linear(dim, hidden)
-        self.proj = nn.Linear(hidden, dim)
-        self.dropout = dropout
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(self.proj(F.gelu(self.fc(x))), self.dropout, self.training)
-
-
-def drop_path(x: Tensor, rate: float, training: bool) -> Tensor:
-    """Stochastic depth: drop the whole residual branch per sample with probability ``rate``."""
-    if rate == 0.0 or not training:
-        return x
-    keep = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), dtype=x.dtype) >= rate
-    return x * keep / (1.0 - rate)
-
-
 class Block(nn.Module):
     """Pre-norm Transformer block."""
 
@@ -152,11 +113,12 @@ def augment(images: Tensor, shift: int, flip: bool, generator: torch.Generator) 
     if shift:
         batch, _, height, width = images.shape
         padded = F.pad(images, (shift, shift, shift, shift))
-        offsets = torch.randint(0, 2 * shift + 1, (batch, 2), generator=generator).tolist()
+        offsets = torch.randint(0, 2 * shift + 1, (batch, 2), generator=generator,
+                                device=generator.device).tolist()
         images = torch.stack([padded[i, :, dy:dy + height, dx:dx + width]
                               for i, (dy, dx) in enumerate(offsets)])
     if flip:
-        flips = torch.rand(images.shape[0], generator=generator) < 0.5
+        flips = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
         images = torch.where(flips[:, None, None, None], images.flip(-1), images)
     return images
 
@@ -178,35 +140,58 @@ def evaluate(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) 
     for start in range(0, len(labels), batch_size):
         logits = model(images[start:start + batch_size])
         target = labels[start:start + batch_size]
-        loss += float(F.cross_entropy(logits, target, reduction="sum"))
+        loss += float(F.cross_entropy(logits.float(), target, reduction="sum"))
         correct += int((logits.argmax(dim=1) == target).sum())
     return correct / len(labels), loss / len(labels)
 
 
 def run(config: ViTConfig, norm: NormFactory, dataset: ImageDataset, seed: int,
-        on_epoch: EpochCallback | None = None) -> ProxyRun:
-    """Build the model (global RNG seeded by the caller), train it and measure it."""
-    model = ViT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm)
-    standardize = Standardize(dataset.train_images)
-    train_images, train_labels = dataset.train_images, dataset.train_labels
-    test_images, test_labels = standardize(dataset.test_images), dataset.test_labels
+        on_epoch: EpochCallback | None = None, runtime: Runtime | None = None) -> ProxyRun:
+    """Build the model (global RNG seeded by the caller; built on the CPU so that every
+    device starts from the same weights), move it and the data to the runtime's device,
+    train it and measure it."""
+    runtime = runtime or Runtime()
+    device = runtime.torch_device
+    model = ViT(config, dataset.channels, dataset.image_size, dataset.num_classes, norm).to(device)
+    standardize = Standardize(dataset.train_images.to(device))
+    train_images, train_labels = dataset.train_images.to(device), dataset.train_labels.to(device)
+    test_images, test_labels = standardize(dataset.test_images.to(device)), dataset.test_labels.to(device)
 
     def batch_loss(model: nn.Module, batch: Tensor, generator: torch.Generator) -> Tensor:
         images = augment(train_images[batch], config.aug_shift, config.aug_flip, generator)
         logits = model(standardize(images))
-        return F.cross_entropy(logits, train_labels[batch], label_smoothing=config.label_smoothing)
+        return F.cross_entropy(logits.float(), train_labels[batch], label_smoothing=config.label_smoothing)
 
     def per_epoch(model: nn.Module) -> dict[str, float]:
         accuracy, loss = evaluate(model, test_images, test_labels, config.eval_batch_size)
         return {"test_acc": accuracy, "test_loss": loss}
 
     task = TrainTask(model, len(train_labels), batch_loss, per_epoch)
-    outcome = train(task, config, seed, on_epoch)
+    outcome = train(task, config, seed, on_epoch, runtime)
     final: dict[str, float] = {}
     if outcome.status == "ok":
         outcome.eval_model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), runtime.autocast():
             _, final["train_eval_loss"] = evaluate(outcome.eval_model, standardize(train_images),
                                                    train_labels, config.eval_batch_size)
     params = sum(p.numel() for p in model.parameters())
     return ProxyRun(outcome, final, {"parameters": params})
+
+
+PROXY = Proxy(
+    name="vit",
+    config_class=ViTConfig,
+    run=run,
+    load_data=load_dataset,
+    metrics=(
+        Metric("test_acc", True, True, "test accuracy", "%", 100.0),
+        Metric("test_loss", False, True, "test loss", "nats"),
+        Metric("train_loss", False, True, "training loss", "nats"),
+        Metric("train_eval_loss", False, False, "eval-mode training loss", "nats"),
+    ),
+    primary_metric="test_acc",
+    halving_metric="test_acc",
+    smoke={"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "lr": 3e-3},
+    description="pre-norm ViT classifier on 8x8 digits; test_acc is top-1 accuracy",
+    data_help="CIFAR-10 python folder or .npz of images (default: the embedded digits)",
+)

@@ -13,22 +13,30 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
                       model_validator)
 
 from funcsearch.errors import ConfigError
+from funcsearch.named import BASELINES, ShiftKind
 from funcsearch.yamlio import YamlDocument, format_loc, load_yaml, parse_yaml, validate_yaml
 
 PROPERTY_NAMES = ("zero_centred", "bounded", "centre_sensitive", "monotonic")
-BASELINE_NAMES = ("layernorm", "rmsnorm", "dyt", "derf")
-PROXY_NAMES = ("vit", "dit")
 FUNCTION_FIELDS = ("alpha_init", "shift")  # sweepable fields of the unified form itself
 
 PropertyName = Literal["zero_centred", "bounded", "centre_sensitive", "monotonic"]
-BaselineName = Literal["layernorm", "rmsnorm", "dyt", "derf"]
-ProxyName = Literal["vit", "dit"]
+ProxyName = str  # a registered proxy (checked against the registry after parsing)
+Seed = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
+
+
+def _known_baseline(name: str) -> str:
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
+    return name
+
+
+BaselineName = Annotated[str, AfterValidator(_known_baseline)]
 
 
 class _Strict(BaseModel):
@@ -50,7 +58,7 @@ class CandidatesConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="keep at most this many (in catalog order)")
 
 
-ShiftName = Literal["scalar", "vector", "none"]
+ShiftName = ShiftKind
 
 
 class FunctionDefaults(_Strict):
@@ -87,6 +95,8 @@ class ProxySettings(_Strict):
                                                  "applied before the overrides")
     overrides: dict[str, Any] = Field(default_factory=dict)
     data: str | None = None
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 = forward passes under "
+                                                                  "torch.autocast")
 
 
 class SweepParam(_Strict):
@@ -199,8 +209,16 @@ class EarlyStopping(_Strict):
 
 
 class Resources(_Strict):
-    """What each trial gets, and how many run at once."""
+    """What each trial gets, and how many run at once.
 
+    ``device``: ``cpu``, ``cuda`` or ``auto`` (cuda when the Ray cluster has GPUs).
+    ``gpus_per_trial`` is the GPU share Ray reserves per trial (fractional: 0.25 packs four
+    trials on one GPU); null = 1 on cuda, 0 on cpu. Ray's GPU resources are logical, so a
+    CPU trial may also reserve a share (a cluster started with ``num_gpus`` then runs that
+    many shares at once)."""
+
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    gpus_per_trial: float | None = Field(None, ge=0)
     cpus_per_trial: float = Field(1.0, gt=0)
     threads_per_trial: int = Field(1, ge=1)
     concurrency: int | None = Field(None, ge=1,
@@ -218,10 +236,10 @@ class SearchConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
     candidates: CandidatesConfig = Field(default_factory=CandidatesConfig)
-    baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINE_NAMES))
+    baselines: list[BaselineName] = Field(default_factory=lambda: list(BASELINES))
     function: FunctionDefaults = Field(default_factory=FunctionDefaults)
     proxies: dict[ProxyName, ProxySettings] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
     sweep: SweepConfig | None = None
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     resources: Resources = Field(default_factory=Resources)
@@ -268,7 +286,7 @@ class SearchConfig(_Strict):
         return Path(output if output is not None else self.output) / self.name
 
     def error(self, message: str, *path: str | int) -> ConfigError:
-        """A ``ConfigError`` at the YAML line of ``path`` (e.g. ``"proxies", "vit", "overrides"``)."""
+        """A ``ConfigError`` at the YAML line of ``path`` (e.g. ``("proxies", name, "overrides")``)."""
         if self._doc is not None:
             return self._doc.error(message, path)
         return ConfigError(message, field=format_loc(path) or None)
@@ -297,4 +315,50 @@ def _validate(doc: YamlDocument) -> SearchConfig:
                           file=doc.file, line=1)
     config = validate_yaml(SearchConfig, doc)
     config._doc = doc
+    check_vocabulary(config)
     return config
+
+
+def check_vocabulary(config: SearchConfig) -> None:
+    """Proxy and metric names against the proxy registry, each error at its own YAML line."""
+    from funcsearch.proxies.registry import PROXIES
+
+    known = ", ".join(PROXIES)
+    for name in config.proxies:
+        if name not in PROXIES:
+            raise config.error(f"unknown proxy {name!r} (known: {known})", "proxies", name)
+    early = config.early_stopping
+    if early.gate is not None:
+        for proxy, bounds in early.gate.require.items():
+            if proxy not in config.proxies:
+                raise config.error(f"proxy {proxy!r} is not trained by this search (it trains: "
+                                   f"{', '.join(config.proxies)})", "early_stopping", "gate", "require", proxy)
+            epoch = [m.name for m in PROXIES[proxy].epoch_metrics]
+            for metric in bounds:
+                if metric not in epoch:
+                    raise config.error(f"{proxy} reports no per-epoch metric {metric!r} "
+                                       f"(per-epoch: {', '.join(epoch)})",
+                                       "early_stopping", "gate", "require", proxy, metric)
+        for proxy in config.proxies:
+            epoch = [m.name for m in PROXIES[proxy].epoch_metrics]
+            if early.gate.min_loss_drop is not None and early.gate.loss_metric not in epoch:
+                raise config.error(f"{proxy} reports no per-epoch metric {early.gate.loss_metric!r} "
+                                   f"(per-epoch: {', '.join(epoch)})", "early_stopping", "gate", "loss_metric")
+    if early.halving is not None:
+        for proxy, metric in early.halving.metric.items():
+            if proxy not in config.proxies:
+                raise config.error(f"proxy {proxy!r} is not trained by this search",
+                                   "early_stopping", "halving", "metric", proxy)
+            epoch = [m.name for m in PROXIES[proxy].epoch_metrics]
+            if metric not in epoch:
+                raise config.error(f"{proxy} reports no per-epoch metric {metric!r} "
+                                   f"(per-epoch: {', '.join(epoch)})", "early_stopping", "halving", "metric", proxy)
+    if config.sweep is not None and config.sweep.proxies:
+        for index, proxy in enumerate(config.sweep.proxies):
+            if proxy not in config.proxies:
+                raise config.error(f"sweep names proxy {proxy!r}, which the search does not train",
+                                   "sweep", "proxies", index)
+    resources = config.resources
+    if resources.device == "cuda" and resources.gpus_per_trial == 0:
+        raise config.error("device cuda needs gpus_per_trial > 0 (Ray hides the GPUs from a task "
+                           "that reserves none)", "resources", "gpus_per_trial")

@@ -3,7 +3,10 @@
 A trial key is the SHA-256 (first 16 hex digits) of a canonical JSON document holding the
 candidate's expression (or its name for LayerNorm / RMSNorm, which have none), the
 unified-form settings (shift, alpha init), the proxy, the seed, the proxy's *resolved*
-config (every field after overrides) and the data path. Names, display order and search
+config (every field after overrides), the data path, and where the run computes (device and
+precision) when that is not the CPU in fp32: CPU fp32 trials keep the keys they always had,
+while a GPU or bf16 trial gets its own key, so numbers of different devices are never mixed
+by reuse. Names, display order and search
 settings that do not change a run's numbers are left out, so renaming a candidate or
 adding another one never reruns anything, and changing one setting reruns only the
 trials whose resolved config it changes.
@@ -49,24 +52,32 @@ def digest(value: Any, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
 
 
+DEFAULT_RUNTIME = ("cpu", "fp32")
+"""The device and precision every trial had before devices existed: left out of the key."""
+
+
 def trial_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
               proxy: str, seed: int, resolved_config: Mapping[str, Any],
-              data: str | None) -> str:
+              data: str | None, device: str = "cpu", precision: str = "fp32") -> str:
     """The key of one training run (see module docstring for what goes in)."""
-    return digest({**_cell(name, expression, shift, alpha_init, proxy, resolved_config, data),
+    return digest({**_cell(name, expression, shift, alpha_init, proxy, resolved_config, data,
+                           device, precision),
                    "seed": int(seed)})
 
 
 def unit_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
-             proxy: str, resolved_config: Mapping[str, Any], data: str | None) -> str:
+             proxy: str, resolved_config: Mapping[str, Any], data: str | None,
+             device: str = "cpu", precision: str = "fp32") -> str:
     """The key of one (function, proxy, hyperparameters) cell: a trial key without the seed."""
-    return digest(_cell(name, expression, shift, alpha_init, proxy, resolved_config, data))
+    return digest(_cell(name, expression, shift, alpha_init, proxy, resolved_config, data,
+                        device, precision))
 
 
 def _cell(name: str, expression: str | None, shift: str, alpha_init: float, proxy: str,
-          resolved_config: Mapping[str, Any], data: str | None) -> dict[str, Any]:
+          resolved_config: Mapping[str, Any], data: str | None, device: str,
+          precision: str) -> dict[str, Any]:
     """What decides a run's numbers apart from the seed (key order does not matter: sorted)."""
-    return {
+    cell: dict[str, Any] = {
         "function": expression if expression is not None else f"norm:{name}",
         "shift": shift,
         "alpha_init": float(alpha_init),
@@ -74,3 +85,6 @@ def _cell(name: str, expression: str | None, shift: str, alpha_init: float, prox
         "config": dict(resolved_config),
         "data": data,
     }
+    if (device, precision) != DEFAULT_RUNTIME:
+        cell["runtime"] = {"device": device, "precision": precision}
+    return cell

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from funcsearch.errors import FuncsearchError, InputError
+from funcsearch.named import SHIFT_KINDS
 from funcsearch.search.config import FUNCTION_FIELDS, SearchConfig
 from funcsearch.search.keys import digest, trial_key, unit_key
-
-#: per-epoch metric used to rank at early-stopping rungs, and whether higher is better
-EPOCH_METRICS: dict[str, tuple[str, bool]] = {"vit": ("test_acc", True), "dit": ("heldout_loss", False)}
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,16 @@ class FunctionEntry:
     family: str = ""
     names: tuple[str, ...] = ()
     description: str = ""
+    fixed_shift: str | None = None  # a baseline's own shift rule (DyT: none); None = as set
 
     @property
     def is_norm(self) -> bool:
         return self.expression is None
+
+    @property
+    def sweeps_shift(self) -> bool:
+        """Whether a swept or listed ``shift`` applies to this function."""
+        return not self.is_norm and self.fixed_shift is None
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Unit:
     trials: dict[int, str]
     primary_metric: str
     higher_is_better: bool
+    device: str = "cpu"
+    precision: str = "fp32"
     study: str | None = None        # Optuna study name when swept
     optuna_number: int | None = None
 
@@ -85,6 +91,8 @@ class Unit:
             "seed": seed,
             "overrides": dict(self.config),
             "data": self.data,
+            "device": self.device,
+            "precision": self.precision,
         }
 
     def plan_rows(self) -> list[dict[str, Any]]:
@@ -122,13 +130,14 @@ def select_functions(config: SearchConfig) -> FunctionSelection:
         seen[identity] = entry.name
         functions.append(entry)
 
-    for index, name in enumerate(config.baselines):
-        expression = BASELINES[name]
-        if expression is None or name == "dyt":  # no learnable shift in LayerNorm, RMSNorm, DyT
-            add(FunctionEntry(name, expression, "none", defaults.alpha_init if expression else 0.5,
-                              True, family="baselines", names=(name,)))
+    for name in config.baselines:
+        baseline = BASELINES[name]
+        alpha = 0.5 if baseline.is_norm else defaults.alpha_init
+        if baseline.shift is not None:  # its own rule: one variant, never renamed
+            add(FunctionEntry(name, baseline.expression, baseline.shift, alpha, True,
+                              family="baselines", names=(name,), fixed_shift=baseline.shift))
             continue
-        for entry in shift_variants(FunctionEntry(name, expression, defaults.shifts[0], defaults.alpha_init,
+        for entry in shift_variants(FunctionEntry(name, baseline.expression, defaults.shifts[0], alpha,
                                                   True, family="baselines", names=(name,)), defaults.shifts):
             add(entry)
 
@@ -223,10 +232,10 @@ def _property_reason(entry: FunctionEntry, required: list[str], profile: Any) ->
 # -- units -----------------------------------------------------------------------------------
 
 def proxy_info(proxy: str) -> Any:
-    """The proxies registry entry (imports torch, so only when planning)."""
-    from funcsearch.proxies import PROXIES
+    """The proxy's registry entry (imports torch, so only when planning)."""
+    from funcsearch.proxies.registry import get_proxy
 
-    return PROXIES[proxy]
+    return get_proxy(proxy, field=None)
 
 
 def given_overrides(config: SearchConfig, proxy: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -275,8 +284,8 @@ def check_sweep_params(config: SearchConfig) -> None:
                                    f"nor a {proxy} setting", "sweep", "params", name)
         if "shift" in config.sweep.params:
             for value in config.sweep.params["shift"].values or []:
-                if value not in ("scalar", "vector", "none"):
-                    raise config.error(f"shift must be scalar, vector or none (got {value!r})",
+                if value not in SHIFT_KINDS:
+                    raise config.error(f"shift must be one of {', '.join(SHIFT_KINDS)} (got {value!r})",
                                        "sweep", "params", "shift")
 
 
@@ -292,30 +301,32 @@ def sweep_proxies(config: SearchConfig) -> list[str]:
 
 
 def make_unit(config: SearchConfig, function: FunctionEntry, proxy: str,
-              hyperparameters: dict[str, Any]) -> Unit:
-    """The unit of ``function`` on ``proxy`` with swept ``hyperparameters`` applied."""
+              hyperparameters: dict[str, Any], device: str = "cpu") -> Unit:
+    """The unit of ``function`` on ``proxy`` with swept ``hyperparameters`` applied, run on
+    ``device`` (``cpu`` or ``cuda``: resolved by the runner) in the proxy's precision."""
     point = dict(hyperparameters)
     shift, alpha = function.shift, function.alpha_init
     if not function.is_norm:
-        shift = point.get("shift", shift) if function.name != "dyt" else "none"
+        shift = point.get("shift", shift) if function.sweeps_shift else str(function.fixed_shift)
         alpha = float(point.get("alpha_init", alpha))
     applied = {k: v for k, v in point.items() if k not in FUNCTION_FIELDS}
     if function.is_norm:  # the unified-form fields mean nothing to LayerNorm / RMSNorm
         point = applied
-    elif function.name == "dyt":
+    elif not function.sweeps_shift:
         point.pop("shift", None)
     resolved = resolve_proxy_config(config, proxy, applied, ("sweep", "params"))
     settings = config.proxies[proxy]
     data = str(_resolve_path(config, settings.data).resolve()) if settings.data else None
     info = proxy_info(proxy)
     common = dict(name=function.name, expression=function.expression, shift=shift,
-                  alpha_init=alpha, proxy=proxy, resolved_config=resolved, data=data)
+                  alpha_init=alpha, proxy=proxy, resolved_config=resolved, data=data,
+                  device=device, precision=settings.precision)
     trials = {seed: trial_key(seed=seed, **common) for seed in config.seeds}
     return Unit(
         key=unit_key(**common), function=function, proxy=proxy, hyperparameters=point,
         overrides=given_overrides(config, proxy, applied), shift=shift, alpha_init=alpha,
         config=resolved, data=data, trials=trials, primary_metric=info.primary_metric,
-        higher_is_better=info.higher_is_better,
+        higher_is_better=info.higher_is_better, device=device, precision=settings.precision,
     )
 
 
@@ -330,13 +341,12 @@ def study_name(config: SearchConfig, function: FunctionEntry, proxy: str) -> str
 
 
 def epoch_metric(config: SearchConfig, proxy: str) -> tuple[str, bool]:
-    """Per-epoch metric (and direction) used by early stopping on ``proxy``."""
+    """Per-epoch metric (and its direction, as the proxy declares it) that early stopping
+    ranks on: the config's ``halving.metric`` for the proxy, else the proxy's halving metric."""
+    info = proxy_info(proxy)
     halving = config.early_stopping.halving
-    default, higher = EPOCH_METRICS.get(proxy, ("train_loss", False))
-    if halving is not None and proxy in halving.metric:
-        name = halving.metric[proxy]
-        return name, (name == default and higher) or "acc" in name
-    return default, higher
+    name = halving.metric.get(proxy, info.halving_metric) if halving is not None else info.halving_metric
+    return name, info.metric(name).higher_is_better
 
 
 def hyperparameters_json(point: dict[str, Any]) -> str:

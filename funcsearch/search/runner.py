@@ -37,10 +37,10 @@ from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.search.config import SearchConfig, load_search_config
 from funcsearch.search.keys import digest
 from funcsearch.search.plan import (FunctionSelection, Unit, check_sweep_params, epoch_metric,
-                                    hyperparameters_json, resolve_proxy_config, select_functions)
+                                    proxy_info, resolve_proxy_config, select_functions)
 from funcsearch.search.progress import Counts, SearchProgress
 from funcsearch.search.schedule import Decision, RunRequest, is_complete, schedule
-from funcsearch.search.store import ResultsStore
+from funcsearch.search.store import ResultsStore, TrialRecord
 from funcsearch.search.sweep import Sweeper
 
 TrialFunction = Callable[..., Any]  # (TrialSpec, on_epoch, threads) -> TrialResult
@@ -63,8 +63,11 @@ class SearchOutcome:
 
 @ray.remote
 def _execute(trial_fn: TrialFunction | None, spec: dict[str, Any], stop_epoch: int | None,
-             threads: int) -> dict[str, Any]:
-    """One run on a worker: never raises for a trial's own exception (-> ``failed``)."""
+             threads: int, proxy: Any = None) -> dict[str, Any]:
+    """One run on a worker: never raises for a trial's own exception (-> ``failed``).
+
+    ``proxy`` is the registry entry from the driver, so a proxy registered there (a plug-in
+    or a test's throwaway proxy) runs on workers that never registered it."""
     import torch
 
     from funcsearch.proxies import TrialSpec
@@ -78,8 +81,11 @@ def _execute(trial_fn: TrialFunction | None, spec: dict[str, Any], stop_epoch: i
 
     try:
         if trial_fn is None:
-            from funcsearch.proxies import run_trial as trial_fn  # noqa: PLW0127
-        result = trial_fn(TrialSpec.model_validate(spec), on_epoch, threads)
+            from funcsearch.proxies import run_trial
+
+            result = run_trial(TrialSpec.model_validate(spec), on_epoch, threads, proxy)
+        else:
+            result = trial_fn(TrialSpec.model_validate(spec), on_epoch, threads)
         out = result.model_dump() if hasattr(result, "model_dump") else dict(result)
     except Exception as exc:  # a bug or a bad input: recorded, the search goes on
         out = {"status": "failed", "message": _describe(exc), "metrics": {}, "curve": [],
@@ -105,11 +111,17 @@ def _now() -> str:
 
 # -- Ray connection -----------------------------------------------------------------------------
 
-def connect(address: str | None, concurrency: int | None, cpus_per_trial: float) -> tuple[bool, int, str]:
-    """Connect to Ray; return (we started it, concurrency, description)."""
+def connect(address: str | None, concurrency: int | None, cpus_per_trial: float,
+            gpus_per_trial: float = 0.0, *, timeout_s: float = 10.0) -> tuple[bool, int, str]:
+    """Connect to Ray; return (we started it, concurrency, description).
+
+    Concurrency: ``concurrency`` if given, else as many trials as the cluster's CPUs and (when
+    trials reserve a GPU share) its GPUs hold at once. An address that does not answer
+    within ``timeout_s`` is a one-line error, not a hang."""
     if ray.is_initialized():
         owned, where = False, "the Ray cluster already connected"
     elif address:
+        _check_reachable(address, timeout_s)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -125,27 +137,56 @@ def connect(address: str | None, concurrency: int | None, cpus_per_trial: float)
         ray.init(address="local", num_cpus=max(1, math.ceil(wanted * cpus_per_trial)),
                  include_dashboard=False, log_to_driver=False)
         owned, where = True, "local Ray cluster"
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    chosen = concurrency or max(1, int(cpus // cpus_per_trial))
-    return owned, chosen, f"{where} ({cpus:g} CPUs)"
+    resources = ray.cluster_resources()
+    cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+    fits = int(cpus // cpus_per_trial)
+    if gpus_per_trial > 0:
+        fits = min(fits, int(gpus / gpus_per_trial + 1e-9))
+    chosen = concurrency or max(1, fits)
+    shown = f"{cpus:g} CPUs" + (f", {gpus:g} GPUs" if gpus else "")
+    return owned, chosen, f"{where} ({shown})"
+
+
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """A TCP connect to a ``host:port`` / ``ray://host:port`` address, so a dead address fails
+    in seconds ('auto' and addresses without a port are left to Ray)."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise InputError(f"cannot connect to Ray at {address}: nothing answers there "
+                         f"({exc.strerror or exc})", field="--address") from None
+
+
+def resolve_device(config: SearchConfig) -> tuple[str, float]:
+    """The search's device (``cpu`` or ``cuda``) and GPU share per trial, from
+    ``resources`` and the connected cluster's GPUs; cuda on a cluster without GPUs is a
+    one-line error at ``resources.device``, before any trial starts."""
+    resources = config.resources
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    device = resources.device
+    if device == "auto":
+        device = "cuda" if gpus > 0 else "cpu"
+    if device == "cuda" and gpus == 0:
+        raise config.error("device cuda asked for, but the Ray cluster has no GPU", "resources", "device")
+    share = resources.gpus_per_trial
+    if share is None:
+        share = 1.0 if device == "cuda" else 0.0
+    if share > 0 and gpus == 0:
+        raise config.error(f"gpus_per_trial {share:g} asked for, but the Ray cluster has no GPU",
+                           "resources", "gpus_per_trial")
+    return device, share
 
 
 # -- rows ----------------------------------------------------------------------------------------
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row with its JSON curve parsed and missing numbers as None."""
-    out = dict(row)
-    curve = out.get("curve")
-    out["curve"] = json.loads(curve) if isinstance(curve, str) and curve else (curve or [])
-    for name in ("stop_epoch", "diverged_step", "epochs_done"):
-        value = out.get(name)
-        out[name] = None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
-    return out
-
-
-def _row(config: SearchConfig, unit: Unit, seed: int, stop_epoch: int | None,
-         result: dict[str, Any], extra_versions: dict[str, str]) -> dict[str, Any]:
-    """The store row of one finished run."""
+def _record(config: SearchConfig, unit: Unit, seed: int, stop_epoch: int | None,
+            result: dict[str, Any], extra_versions: dict[str, str]) -> TrialRecord:
+    """The store record of one finished run."""
     status, message = result["status"], result.get("message")
     raw = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
     metrics = {k: v for k, v in raw.items() if math.isfinite(v)}
@@ -155,62 +196,40 @@ def _row(config: SearchConfig, unit: Unit, seed: int, stop_epoch: int | None,
         message = (f"non-finite {unit.primary_metric} ({raw[unit.primary_metric]})"
                    if unit.primary_metric in raw else f"no {unit.primary_metric} reported")
     score = metrics.get(unit.primary_metric) if status == "ok" else None
-    row: dict[str, Any] = {
-        "trial_key": unit.trials[seed],
-        "unit_key": unit.key,
-        "search": config.name,
-        "candidate": unit.function.name,
-        "expression": unit.function.expression,
-        "names": json.dumps(list(unit.function.names or (unit.function.name,))),
-        "family": unit.function.family,
-        "is_baseline": unit.function.is_baseline,
-        "proxy": unit.proxy,
-        "seed": seed,
-        "shift": unit.shift,
-        "alpha_init": unit.alpha_init,
-        "hyperparameters": hyperparameters_json(unit.hyperparameters),
-        "overrides": json.dumps(unit.overrides, sort_keys=True),
-        "status": status,
-        "message": message,
-        "stop_epoch": stop_epoch if status == "pruned" else None,
-        "epochs_done": len(curve),
-        "primary_metric": unit.primary_metric,
-        "higher_is_better": unit.higher_is_better,
-        "score": math.nan if score is None else score,
-        "metrics": json.dumps(metrics, sort_keys=True),
-        "curve": json.dumps(curve),
-        "diverged_step": result.get("diverged_step"),
-        "wall_time_s": float(result.get("wall_time_s") or 0.0),
-        "cpu_time_s": (result.get("details") or {}).get("cpu_time_s"),
-        "details": json.dumps(result.get("details") or {}, sort_keys=True, default=str),
-        "node": result.get("node"),
-        "started_at": result.get("started_at"),
-        "finished_at": result.get("finished_at") or _now(),
-        "versions": json.dumps({**(result.get("versions") or {}), **extra_versions}, sort_keys=True),
-        "config": json.dumps(result.get("config") or unit.config, sort_keys=True),
-        "config_hash": digest(unit.config),
-        "search_config_hash": config.hash(),
-    }
-    row.update({f"metric.{k}": v for k, v in metrics.items()})
-    return row
+    details = result.get("details") or {}
+    return TrialRecord(
+        trial_key=unit.trials[seed], unit_key=unit.key, search=config.name,
+        candidate=unit.function.name, expression=unit.function.expression,
+        names=list(unit.function.names or (unit.function.name,)), family=unit.function.family,
+        is_baseline=unit.function.is_baseline, proxy=unit.proxy, seed=seed, shift=unit.shift,
+        alpha_init=unit.alpha_init, hyperparameters=dict(unit.hyperparameters),
+        overrides=dict(unit.overrides), status=status, message=message,
+        stop_epoch=stop_epoch if status == "pruned" else None, epochs_done=len(curve),
+        primary_metric=unit.primary_metric, higher_is_better=unit.higher_is_better,
+        score=math.nan if score is None else score, metrics=metrics, curve=curve,
+        diverged_step=result.get("diverged_step"), wall_time_s=float(result.get("wall_time_s") or 0.0),
+        cpu_time_s=details.get("cpu_time_s"), details=json.loads(json.dumps(details, default=str)),
+        node=result.get("node"), started_at=result.get("started_at"),
+        finished_at=result.get("finished_at") or _now(),
+        versions={**(result.get("versions") or {}), **extra_versions},
+        config=result.get("config") or unit.config, config_hash=digest(unit.config),
+        search_config_hash=config.hash(), device=result.get("device") or unit.device,
+        precision=result.get("precision") or unit.precision,
+    )
 
 
-def _decision_row(config: SearchConfig, decision: Decision, stored: dict[str, Any] | None,
-                  extra_versions: dict[str, str]) -> dict[str, Any] | None:
-    """Row recording that early stopping ended a trial (None if already recorded)."""
+def _decision_record(config: SearchConfig, decision: Decision, stored: TrialRecord | None,
+                     extra_versions: dict[str, str]) -> TrialRecord | None:
+    """Record that early stopping ended a trial (None if already recorded)."""
     if stored is not None:
-        if stored["status"] == "pruned" and stored.get("message") == decision.reason:
+        if stored.status == "pruned" and stored.message == decision.reason:
             return None
-        row = {k: v for k, v in stored.items() if not k.startswith("_")}
-        row["curve"] = json.dumps(stored["curve"])
-        row.update(status="pruned", message=decision.reason, score=math.nan,
-                   finished_at=row.get("finished_at") or _now())
-        return row
+        return stored.pruned(decision.reason, _now())
     empty = {"status": "pruned", "message": decision.reason, "metrics": {}, "curve": [],
              "wall_time_s": 0.0, "config": decision.unit.config}
-    row = _row(config, decision.unit, decision.seed, 0, empty, extra_versions)
-    row["stop_epoch"] = 0
-    return row
+    record = _record(config, decision.unit, decision.seed, 0, empty, extra_versions)
+    record.stop_epoch = 0
+    return record
 
 
 def _extra_versions() -> dict[str, str]:
@@ -239,15 +258,18 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
     for proxy in config.proxies:  # bad overrides are reported before anything starts
         resolve_proxy_config(config, proxy, {}, ("proxies", proxy, "overrides"))
     store = ResultsStore(config.results_folder(output))
+    _check_output(store.folder, config)
     with store.locked():
-        sweeper = Sweeper(config, selection.functions, store.folder)
-        units = {u.key: u for u in sweeper.initial_units()}
+        gpus_asked = config.resources.gpus_per_trial or (1.0 if config.resources.device == "cuda" else 0.0)
         owned, width, where = connect(address or config.ray.address,
                                       concurrency or config.resources.concurrency,
-                                      config.resources.cpus_per_trial)
+                                      config.resources.cpus_per_trial, gpus_asked)
         try:
+            device, gpus_per_trial = resolve_device(config)
+            sweeper = Sweeper(config, selection.functions, store.folder, device)
+            units = {u.key: u for u in sweeper.initial_units()}
             runs = _search_loop(config, selection, store, sweeper, units, metrics, width, where,
-                                trial_fn, console, live)
+                                trial_fn, console, live, gpus_per_trial)
         finally:
             if owned:
                 ray.shutdown()
@@ -274,12 +296,11 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 def _search_loop(config: SearchConfig, selection: FunctionSelection, store: ResultsStore,
                  sweeper: Sweeper, units: dict[str, Unit], metrics: dict[str, tuple[str, bool]],
                  width: int, where: str, trial_fn: TrialFunction | None, console: Console,
-                 live: bool | None) -> int:
+                 live: bool | None, gpus_per_trial: float = 0.0) -> int:
     versions = _extra_versions()
     _write_plan(config, store, units)
 
-    rows = {r["trial_key"]: _decode(r) for r in store.read().to_dict("records")}
-    rows = {k: r for k, r in rows.items() if r["status"] != "failed"}  # failures are retried
+    rows = {k: r for k, r in store.records().items() if r.status != "failed"}  # failures are retried
     planned = {k for u in units.values() for k in u.trials.values()}
     reused = _reuse_sibling_trials(config, store, planned, rows)
     stored = sum(1 for k in planned if is_complete(rows.get(k)))
@@ -298,16 +319,17 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
         console.print(f"  ... and {len(selection.dropped) - 10} more left out", style="dim")
 
     resources = config.resources
-    remote = _execute.options(num_cpus=resources.cpus_per_trial, max_retries=resources.max_retries,
-                              retry_exceptions=False)
+    remote = _execute.options(num_cpus=resources.cpus_per_trial, num_gpus=gpus_per_trial,
+                              max_retries=resources.max_retries, retry_exceptions=False)
     fn_ref = ray.put(trial_fn) if trial_fn is not None else None
+    proxy_refs = {name: ray.put(proxy_info(name)) for name in config.proxies}
     in_flight: dict[Any, tuple[RunRequest, str]] = {}
     failed_now: set[str] = set()
     progress = SearchProgress(console, config.name, width, live=live)
     try:
         with progress:
-            _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, in_flight,
-                  failed_now, versions, progress)
+            _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, proxy_refs,
+                  in_flight, failed_now, versions, progress)
     except BaseException:
         for ref in in_flight:  # on an existing cluster the runs would go on, unrecorded
             ray.cancel(ref, force=True)
@@ -316,18 +338,19 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
 
 
 def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: dict[str, Unit],
-          rows: dict[str, dict[str, Any]], metrics: dict[str, tuple[str, bool]], width: int,
-          remote: Any, fn_ref: Any, in_flight: dict[Any, tuple[RunRequest, str]],
+          rows: dict[str, TrialRecord], metrics: dict[str, tuple[str, bool]], width: int,
+          remote: Any, fn_ref: Any, proxy_refs: dict[str, Any],
+          in_flight: dict[Any, tuple[RunRequest, str]],
           failed_now: set[str], versions: dict[str, str], progress: SearchProgress) -> None:
     """Schedule, submit, wait, store; until nothing is left to run."""
     resources = config.resources
     while True:
         plan = schedule(list(units.values()), rows, config.early_stopping, metrics)
         for decision in plan.decisions:
-            row = _decision_row(config, decision, rows.get(decision.trial_key), versions)
-            if row is not None:
-                store.write(row)
-                rows[decision.trial_key] = _decode(row)
+            record = _decision_record(config, decision, rows.get(decision.trial_key), versions)
+            if record is not None:
+                store.write(record)
+                rows[decision.trial_key] = record
         added = False
         for unit in plan.finished_units:
             if sweeper.is_open(unit):
@@ -345,7 +368,7 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
                       key=RunRequest.priority)
         for request in _dedupe(todo)[:max(0, width - len(in_flight))]:
             ref = remote.remote(fn_ref, request.unit.spec(request.seed), request.stop_epoch,
-                                resources.threads_per_trial)
+                                resources.threads_per_trial, proxy_refs[request.unit.proxy])
             run_id = f"{request.trial_key}@{request.stop_epoch or 'full'}"
             in_flight[ref] = (request, run_id)
         progress.update(_counts(units, rows, plan.eliminated_units),
@@ -361,23 +384,24 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
                 result = {"status": "failed", "message": f"{type(exc).__name__}: "
                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:1000],
                           "metrics": {}, "curve": [], "wall_time_s": 0.0}
-            row = _row(config, request.unit, request.seed, request.stop_epoch, result, versions)
-            store.write(row)
+            record = _record(config, request.unit, request.seed, request.stop_epoch, result, versions)
+            store.write(record)
             progress.runs += 1
-            rows[request.trial_key] = _decode(row)
-            if row["status"] == "failed":
+            rows[request.trial_key] = record
+            if record.status == "failed":
                 failed_now.add(request.trial_key)
-            partial = request.stop_epoch is not None and row["status"] == "pruned"
-            progress.finished(_label(request), "partial" if partial else row["status"],
-                              _detail(row, metrics[request.unit.proxy][0]), row["wall_time_s"],
+            partial = request.stop_epoch is not None and record.status == "pruned"
+            progress.finished(_label(request), "partial" if partial else record.status,
+                              _detail(record, metrics[request.unit.proxy][0]), record.wall_time_s,
                               full=request.stop_epoch is None)
 
 
 def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: set[str],
-                          rows: dict[str, dict[str, Any]]) -> int:
+                          rows: dict[str, TrialRecord]) -> int:
     """Copy finished trials with a planned key from the other searches of the same output
     folder (``results/*``): the key hashes everything that decides a run's numbers, so a
-    trial stored by another study is this study's trial too. Returns how many were copied."""
+    trial stored by another study is this study's trial too (its ``reused_from`` says
+    where it came from). Returns how many were copied."""
     if not config.reuse:
         return 0
     missing = {k for k in planned if not is_complete(rows.get(k))}
@@ -396,15 +420,15 @@ def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: se
         if not len(frame):
             continue
         hits = frame[frame["trial_key"].isin(missing) & frame["status"].isin(["ok", "diverged"])]
-        for record in hits.to_dict("records"):
-            decoded = _decode(dict(record))
-            if not is_complete(decoded) or record["trial_key"] not in missing:
+        for row in hits.to_dict("records"):
+            record = TrialRecord.decode(row)
+            if not is_complete(record) or record.trial_key not in missing:
                 continue
-            record["search"] = config.name
-            record["message"] = f"reused from {sibling.name}" + (f"; {record['message']}" if record.get("message") else "")
+            record.search = config.name
+            record.reused_from = record.reused_from or sibling.name
             store.write(record)
-            rows[record["trial_key"]] = _decode(record)
-            missing.discard(record["trial_key"])
+            rows[record.trial_key] = record
+            missing.discard(record.trial_key)
             copied += 1
         if not missing:
             break
@@ -427,24 +451,23 @@ def _label(request: RunRequest) -> str:
     return f"{request.unit.label} seed {request.seed}{budget}"
 
 
-def _detail(row: dict[str, Any], epoch_metric_name: str) -> str:
-    if row["status"] == "ok":
-        return f"{row['primary_metric']}={row['score']:.4g}"
-    if row["status"] == "pruned":
-        curve = json.loads(row["curve"]) if row["curve"] else []
-        value = curve[-1].get(epoch_metric_name) if curve else None
+def _detail(record: TrialRecord, epoch_metric_name: str) -> str:
+    if record.status == "ok":
+        return f"{record.primary_metric}={record.score:.4g}"
+    if record.status == "pruned":
+        value = record.curve[-1].get(epoch_metric_name) if record.curve else None
         shown = f"{epoch_metric_name}={value:.4g} " if isinstance(value, float) else ""
-        return f"{shown}at epoch {row['epochs_done']}"
-    return str(row.get("message") or "")[:160]
+        return f"{shown}at epoch {record.epochs_done}"
+    return str(record.message or "")[:160]
 
 
-def _unit_value(unit: Unit, rows: dict[str, dict[str, Any]]) -> float | None:
-    scores = [rows[k]["score"] for k in unit.trials.values()
-              if k in rows and rows[k]["status"] == "ok" and not math.isnan(rows[k]["score"])]
+def _unit_value(unit: Unit, rows: dict[str, TrialRecord]) -> float | None:
+    scores = [rows[k].score for k in unit.trials.values()
+              if k in rows and rows[k].status == "ok" and not math.isnan(rows[k].score)]
     return sum(scores) / len(scores) if scores else None
 
 
-def _counts(units: dict[str, Unit], rows: dict[str, dict[str, Any]],
+def _counts(units: dict[str, Unit], rows: dict[str, TrialRecord],
             eliminated: dict[str, str]) -> Counts:
     counts = Counts()
     for unit in units.values():
@@ -454,8 +477,20 @@ def _counts(units: dict[str, Unit], rows: dict[str, dict[str, Any]],
             if unit.key in eliminated and (row is None or not is_complete(row)):
                 counts.pruned += 1
             elif row is not None and is_complete(row):
-                setattr(counts, row["status"], getattr(counts, row["status"]) + 1)
+                setattr(counts, row.status, getattr(counts, row.status) + 1)
     return counts
+
+
+def _check_output(folder: Path, config: SearchConfig) -> None:
+    """The results folder must be creatable and writable: one line naming it otherwise."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError("the output path is a file, not a folder", file=str(parent),
+                                 field="--output")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError("the output folder is not writable", file=str(parent), field="--output")
+            return
 
 
 def _write_plan(config: SearchConfig, store: ResultsStore, units: dict[str, Unit]) -> None:

@@ -24,12 +24,12 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from funcsearch.search.config import EarlyStopping, GateConfig
 from funcsearch.search.plan import Unit
+from funcsearch.search.store import TrialRecord
 
-Row = Mapping[str, Any]  # a stored trial: status, stop_epoch, epochs_done, curve (list), message, ...
+Row = TrialRecord
 
 STAGE_ORDER = {"gate": 0, "rung": 1, "final": 2}
 
@@ -75,25 +75,18 @@ class Schedule:
 
 def curve_at(row: Row | None, epoch: int) -> dict[str, float] | None:
     """The per-epoch metrics of ``row`` at ``epoch`` (1-based), if that epoch was reached."""
-    if row is None:
-        return None
-    for entry in row.get("curve") or []:
-        if int(entry.get("epoch", -1)) == epoch:
-            return entry
-    return None
+    return None if row is None else row.curve_at(epoch)
 
 
 def reached(row: Row | None, budget: int | None) -> bool:
     """Whether ``row`` already covers a run to ``budget`` epochs (None = the full run)."""
     if row is None:
         return False
-    status = row["status"]
-    if status in ("diverged", "failed"):
+    if row.status in ("diverged", "failed"):
         return True  # terminal: a deterministic rerun would diverge or fail again
-    stop = row.get("stop_epoch")
-    if stop is None or _is_nan(stop):
-        return status == "ok"
-    return budget is not None and int(stop) >= budget
+    if row.stop_epoch is None:
+        return row.status == "ok"
+    return budget is not None and row.stop_epoch >= budget
 
 
 def is_complete(row: Row | None) -> bool:
@@ -101,20 +94,15 @@ def is_complete(row: Row | None) -> bool:
     return reached(row, None)
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def gate_verdict(row: Row, gate: GateConfig, proxy: str) -> str | None:
     """Why ``row`` fails the gate (None = passes)."""
-    if row["status"] == "failed":
-        return f"the gate run failed ({row.get('message') or 'error'})"
+    if row.status == "failed":
+        return f"the gate run failed ({row.message or 'error'})"
     entry = curve_at(row, gate.epochs)
     if entry is None:
-        if row["status"] == "diverged":
-            step = row.get("diverged_step")
-            where = f" at step {int(step)}" if step is not None and not _is_nan(step) else ""
-            return f"exploder: diverged{where} ({row.get('message') or 'non-finite loss'})"
+        if row.status == "diverged":
+            where = f" at step {row.diverged_step}" if row.diverged_step is not None else ""
+            return f"exploder: diverged{where} ({row.message or 'non-finite loss'})"
         return None
     for metric, bound in gate.require.get(proxy, {}).items():  # type: ignore[call-overload]
         value = entry.get(metric)
@@ -220,8 +208,7 @@ def _eliminate(unit: Unit, reason: str, rows: Mapping[str, Row], out: Schedule) 
     out.eliminated_units[unit.key] = reason
     for seed, key in unit.trials.items():
         row = rows.get(key)
-        if row is not None and row["status"] in ("diverged", "failed", "ok") \
-                and is_complete(row):
+        if row is not None and row.status in ("diverged", "failed", "ok") and is_complete(row):
             continue  # a real outcome stays as it is
         out.decisions.append(Decision(unit, seed, reason))
 

@@ -19,12 +19,15 @@ files on top". This store, not Optuna's study, is the source of truth.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
+import math
 import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +75,136 @@ SCHEMA = pa.schema([
     ("config", pa.string()),           # JSON: the resolved proxy config actually used
     ("config_hash", pa.string()),
     ("search_config_hash", pa.string()),
+    ("reused_from", pa.string()),      # the study this trial was copied from; null = run here
+    ("device", pa.string()),           # cpu or cuda (GPU name and CUDA version in versions)
+    ("precision", pa.string()),        # fp32 or bf16
 ])
 COLUMNS = tuple(SCHEMA.names)
+ADDED_COLUMNS: dict[str, Any] = {"reused_from": None, "device": "cpu", "precision": "fp32"}
+"""Columns newer than some stored results, with the value an older row means."""
+_JSON_COLUMNS = ("names", "hyperparameters", "overrides", "metrics", "curve", "details",
+                 "versions", "config")
+_INT_COLUMNS = ("seed", "stop_epoch", "epochs_done", "diverged_step")
+_REUSE_PREFIX = "reused from "
+
+
+@dataclass
+class TrialRecord:
+    """One stored trial, decoded: the store's one row format.
+
+    :meth:`encode` gives the Parquet row (JSON text columns, ``metric.<name>`` floats),
+    :meth:`decode` reads one back (also rows written before the ``reused_from``, ``device``
+    and ``precision`` columns existed, whose reuse was a ``reused from X;`` message prefix)."""
+
+    trial_key: str
+    unit_key: str
+    search: str
+    candidate: str
+    expression: str | None
+    proxy: str
+    seed: int
+    status: str
+    primary_metric: str
+    higher_is_better: bool
+    names: list[str] = field(default_factory=list)
+    family: str = ""
+    is_baseline: bool = False
+    shift: str = "none"
+    alpha_init: float = 0.5
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    stop_epoch: int | None = None
+    epochs_done: int = 0
+    score: float = math.nan
+    metrics: dict[str, float] = field(default_factory=dict)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    diverged_step: int | None = None
+    wall_time_s: float = 0.0
+    cpu_time_s: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    node: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str | None = None
+    search_config_hash: str | None = None
+    reused_from: str | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    def encode(self) -> dict[str, Any]:
+        """The Parquet row: JSON text for nested fields, one ``metric.<name>`` per metric."""
+        row = dataclasses.asdict(self)
+        for name in _JSON_COLUMNS:
+            row[name] = json.dumps(row[name], sort_keys=name != "curve", default=str)
+        row.update({f"metric.{k}": float(v) for k, v in self.metrics.items()})
+        return row
+
+    @classmethod
+    def decode(cls, row: Mapping[str, Any]) -> "TrialRecord":
+        """A record from a stored row (a dict from ``to_dict("records")`` or an encoded row)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = row.get(f.name)
+            if _is_missing(value):
+                value = None
+            if f.name in _JSON_COLUMNS:
+                value = json.loads(value) if isinstance(value, str) and value else (value or None)
+            elif f.name in _INT_COLUMNS and value is not None:
+                value = int(value)
+            if value is None:
+                if f.name in ADDED_COLUMNS:
+                    value = ADDED_COLUMNS[f.name]
+                elif f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                    continue  # the field's default
+            values[f.name] = value
+        if values.get("score") is None:
+            values["score"] = math.nan
+        message = values.get("message")
+        if values.get("reused_from") is None and isinstance(message, str) and message.startswith(_REUSE_PREFIX):
+            source, _, rest = message[len(_REUSE_PREFIX):].partition("; ")
+            values["reused_from"], values["message"] = source, rest or None
+        return cls(**values)
+
+    @property
+    def is_full(self) -> bool:
+        """The row of a full run (not stopped at an early-stopping budget)."""
+        return self.stop_epoch is None
+
+    def curve_at(self, epoch: int) -> dict[str, float] | None:
+        """The per-epoch metrics at ``epoch`` (1-based), if that epoch was reached."""
+        for entry in self.curve:
+            if int(entry.get("epoch", -1)) == epoch:
+                return entry
+        return None
+
+    def pruned(self, reason: str, finished_at: str) -> "TrialRecord":
+        """This trial ended by early stopping: status pruned with ``reason``, no score."""
+        return dataclasses.replace(self, status="pruned", message=reason, score=math.nan,
+                                   finished_at=self.finished_at or finished_at)
+
+
+def curves_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-epoch curves of a results frame as one long table:
+    ``trial_key, proxy, candidate, seed, epoch, metric, value`` (decoded once)."""
+    records = []
+    for key, proxy, candidate, seed, text in zip(frame["trial_key"], frame["proxy"], frame["candidate"],
+                                                 frame["seed"], frame["curve"]):
+        curve = json.loads(text) if isinstance(text, str) and text else (text if isinstance(text, list) else [])
+        for entry in curve:
+            epoch = entry.get("epoch")
+            for metric, value in entry.items():
+                if metric in ("epoch", "step", "lr"):
+                    continue
+                records.append((key, proxy, candidate, seed, epoch, metric, value))
+    return pd.DataFrame(records, columns=["trial_key", "proxy", "candidate", "seed", "epoch",
+                                          "metric", "value"])
 
 
 class SearchLockedError(InputError):
@@ -132,11 +263,11 @@ class ResultsStore:
             raise RuntimeError("ResultsStore: this operation needs `with store.locked():`")
 
     # -- writing ----------------------------------------------------------------------------
-    def write(self, row: Mapping[str, Any]) -> Path:
+    def write(self, record: TrialRecord) -> Path:
         """Write one finished trial durably and atomically (replacing an older row of its key)."""
         self._require_lock()
-        table = row_table(row)
-        path = self.trials_dir / f"{row['trial_key']}.parquet"
+        table = row_table(record.encode())
+        path = self.trials_dir / f"{record.trial_key}.parquet"
         _atomic_write(path, lambda f: pq.write_table(table, f))
         return path
 
@@ -166,18 +297,39 @@ class ResultsStore:
 
     # -- reading ----------------------------------------------------------------------------
     def read(self) -> pd.DataFrame:
-        """Every stored trial, one row per trial key (per-trial files override the table)."""
-        frames: list[pd.DataFrame] = []
-        if self.consolidated_path.exists():
-            frames.append(_read_parquet(self.consolidated_path))
-        if self.trials_dir.is_dir():
-            frames.extend(_read_parquet(p) for p in sorted(self.trials_dir.glob("*.parquet")))
+        """Every stored trial, one row per trial key (per-trial files override the table).
+
+        A per-trial file that vanishes between listing and reading was consolidated by a
+        running search meanwhile: the read starts over, so it sees the consolidated row."""
+        for _ in range(5):
+            frames: list[pd.DataFrame] = []
+            if self.consolidated_path.exists():
+                frames.append(_read_parquet(self.consolidated_path))
+            vanished = False
+            if self.trials_dir.is_dir():
+                for path in sorted(self.trials_dir.glob("*.parquet")):
+                    try:
+                        frames.append(_read_parquet(path))
+                    except FileNotFoundError:
+                        vanished = True
+                        break
+            if not vanished:
+                break
         frames = [f for f in frames if len(f)]
         if not frames:
             return _empty_table().to_pandas()
         frame = pd.concat(frames, ignore_index=True)
         frame = frame.drop_duplicates("trial_key", keep="last").reset_index(drop=True)
+        for name, default in ADDED_COLUMNS.items():
+            if name not in frame.columns:
+                frame[name] = default
+            elif default is not None:
+                frame[name] = frame[name].fillna(default)
         return frame
+
+    def records(self) -> dict[str, TrialRecord]:
+        """Every stored trial, decoded once, by trial key."""
+        return {str(r["trial_key"]): TrialRecord.decode(r) for r in self.read().to_dict("records")}
 
     def read_plan(self) -> list[dict[str, Any]] | None:
         """The latest plan (list of dicts with ``trial_key`` ...) or None if never written."""
@@ -248,10 +400,19 @@ def _empty_table() -> pa.Table:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    """One results file; ``FileNotFoundError`` passes (the caller re-reads), anything else
+    unreadable or foreign is a ``DataError`` naming the file."""
     try:
-        return pq.read_table(path).to_pandas()
+        frame = pq.read_table(path).to_pandas()
+    except FileNotFoundError:
+        raise
     except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read results file: {exc}", file=str(path)) from None
+        raise DataError(f"cannot read results file: {str(exc).splitlines()[0] if str(exc) else exc}",
+                        file=str(path)) from None
+    missing = [c for c in ("trial_key", "status", "proxy", "candidate", "seed") if c not in frame.columns]
+    if missing and len(frame.columns):
+        raise DataError(f"not a funcsearch trials table (no column {', '.join(missing)})", file=str(path))
+    return frame
 
 
 def _atomic_write(path: Path, write: Any) -> None:

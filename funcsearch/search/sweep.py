@@ -30,8 +30,10 @@ _DONE = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 class Sweeper:
     """Makes the units of a search: one per function and proxy, or one per sweep point."""
 
-    def __init__(self, config: SearchConfig, functions: list[FunctionEntry], folder: Path) -> None:
+    def __init__(self, config: SearchConfig, functions: list[FunctionEntry], folder: Path,
+                 device: str = "cpu") -> None:
         self.config = config
+        self.device = device
         self.functions = functions
         self.folder = folder
         self.swept = set(sweep_proxies(config))
@@ -57,7 +59,7 @@ class Sweeper:
         params = dict(self.config.sweep.params)
         if function.is_norm:
             params = {k: v for k, v in params.items() if k not in FUNCTION_FIELDS}
-        elif function.name == "dyt":
+        elif not function.sweeps_shift:
             params.pop("shift", None)
         return params
 
@@ -67,7 +69,7 @@ class Sweeper:
             for proxy in self.config.proxies:
                 params = self.params_for(function) if proxy in self.swept else {}
                 if not params:
-                    units.append(make_unit(self.config, function, proxy, {}))
+                    units.append(make_unit(self.config, function, proxy, {}, self.device))
                 else:
                     units.extend(self._start_study(function, proxy, params))
         return _unique(units)
@@ -86,7 +88,7 @@ class Sweeper:
         sweep = self.config.sweep
         assert sweep is not None
         name = study_name(self.config, function, proxy)
-        higher = make_unit(self.config, function, proxy, {}).higher_is_better
+        higher = make_unit(self.config, function, proxy, {}, self.device).higher_is_better
         sampler: optuna.samplers.BaseSampler
         if sweep.sampler == "random":
             sampler = optuna.samplers.RandomSampler(seed=sweep.seed)
@@ -99,7 +101,7 @@ class Sweeper:
         units: list[Unit] = []
         existing = study.get_trials(deepcopy=False)
         for trial in existing:  # points of an earlier run of this search
-            unit = make_unit(self.config, function, proxy, dict(trial.params))
+            unit = make_unit(self.config, function, proxy, dict(trial.params), self.device)
             units.append(self._link(unit, name, trial.number))
             if trial.state in _DONE:
                 self.open[unit.key].remove((name, trial.number))
@@ -122,7 +124,7 @@ class Sweeper:
              distributions: dict[str, BaseDistribution]) -> Unit:
         trial = self.studies[name].ask(distributions)
         self.asked[name] += 1
-        return self._link(make_unit(self.config, function, proxy, dict(trial.params)), name, trial.number)
+        return self._link(make_unit(self.config, function, proxy, dict(trial.params), self.device), name, trial.number)
 
     def _ask_more(self, name: str) -> list[Unit]:
         sweep = self.config.sweep

@@ -1,0 +1,88 @@
+"""The proxy contract: what a proxy task declares, so that nothing else names it.
+
+A proxy module (``vit.py``, ``dit.py``, or a plug-in of your own) builds one :class:`Proxy`
+and the registry (:mod:`funcsearch.proxies.registry`) lists it. Everything downstream -
+search config validation, planning, early stopping, leaderboards, plots, studies,
+reports, calibration, the CLI and the benchmarks - reads the proxy's vocabulary from
+here: its config class, its metrics with their directions and units, the primary metric,
+the per-epoch metric that successive halving ranks on, its data loader and a smoke recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import nn
+
+from funcsearch.errors import InputError
+from funcsearch.metrics import Metric
+from funcsearch.proxies.config import TrainConfig
+from funcsearch.proxies.device import Runtime
+from funcsearch.proxies.training import EpochCallback, ProxyRun
+
+#: ``norm(dim, site, affine=True) -> nn.Module``; ``site`` is "attn", "mlp" or "final"
+NormFactory = Callable[..., nn.Module]
+
+
+class RunFunction(Protocol):
+    """Build the model (global RNG seeded by the caller), train it and measure it."""
+
+    def __call__(self, config: Any, norm: NormFactory, data: Any, seed: int,
+                 on_epoch: EpochCallback | None, runtime: Runtime) -> ProxyRun: ...
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One proxy task and its whole vocabulary.
+
+    ``load_data(path)``: ``None`` = the embedded default dataset (nothing downloaded), else
+    a local file or folder; raises ``DataError`` naming it. ``data_fingerprint(data)`` is
+    recorded with every trial. ``smoke``: config overrides for a run of a few seconds
+    (used by tests and ``benchmarks/gpu_check.py``)."""
+
+    name: str
+    config_class: type[TrainConfig]
+    run: RunFunction
+    load_data: Callable[[str | None], Any]
+    metrics: tuple[Metric, ...]
+    primary_metric: str
+    halving_metric: str
+    smoke: Mapping[str, Any]
+    description: str
+    data_help: str = "local dataset path (default: the embedded dataset)"
+    site_kinds: tuple[str, ...] = ("attn", "mlp", "final")
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"proxy {self.name}: metric names repeat: {names}")
+        for role, name in (("primary_metric", self.primary_metric),
+                           ("halving_metric", self.halving_metric)):
+            if name not in names:
+                raise ValueError(f"proxy {self.name}: {role} {name!r} is not one of its metrics {names}")
+        if not self.metric(self.halving_metric).per_epoch:
+            raise ValueError(f"proxy {self.name}: halving_metric {self.halving_metric!r} is not per-epoch")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Direction of the primary metric."""
+        return self.metric(self.primary_metric).higher_is_better
+
+    @property
+    def primary(self) -> Metric:
+        return self.metric(self.primary_metric)
+
+    @property
+    def epoch_metrics(self) -> tuple[Metric, ...]:
+        return tuple(m for m in self.metrics if m.per_epoch)
+
+    def metric(self, name: str, *, field: str | None = None) -> Metric:
+        """The declared metric ``name``; an ``InputError`` naming the known ones otherwise."""
+        for metric in self.metrics:
+            if metric.name == name:
+                return metric
+        raise InputError(f"proxy {self.name} has no metric {name!r} "
+                         f"(it reports: {', '.join(m.name for m in self.metrics)})", field=field)
