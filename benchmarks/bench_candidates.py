@@ -33,7 +33,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from funcsearch.candidates import _deduplicate, build_catalog, load_raw_candidates
+    from funcsearch.candidates import _deduplicate, load_raw_candidates
+    from funcsearch.catalog import build_catalog
     from funcsearch.expressions import Expression, check_compiled
     from funcsearch.properties import check_properties, load_profile
 

@@ -111,7 +111,7 @@ def search_command(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, help="trials at once"),
 ) -> None:
     """Train every candidate and baseline on every proxy and seed, on Ray; resumes where it stopped."""
-    from funcsearch.leaderboard import rich_renderables
+    from funcsearch.ranking import rich_renderables
     from funcsearch.search import run_search
 
     outcome = run_search(config, address=address, output=output, concurrency=concurrency,
@@ -136,7 +136,7 @@ def leaderboard_command(
 ) -> None:
     """Rank the functions of a search: mean, spread and 95% interval over seeds, per proxy."""
     from funcsearch.errors import InputError
-    from funcsearch.leaderboard import FORMATS, leaderboard, rich_renderables
+    from funcsearch.ranking import FORMATS, leaderboard, rich_renderables
 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", field="--format")
@@ -186,7 +186,7 @@ def candidates_command(
     out: str | None = typer.Option(None, "--out", help="also write the catalog: .parquet or .csv"),
 ) -> None:
     """Expand families, deduplicate, compile and check the four properties; print the table."""
-    from funcsearch.candidates import build_catalog, catalog_renderables, write_catalog
+    from funcsearch.catalog import build_catalog, catalog_renderables, write_catalog
     from funcsearch.errors import InputError
 
     if kept and rejected:
@@ -211,7 +211,7 @@ def plot_shapes_command(
     profile: str | None = typer.Option(None, "--profile", help="property profile for the marks"),
 ) -> None:
     """A grid of function shapes with their derivatives and property marks."""
-    from funcsearch.leaderboard import is_results_folder, top_functions
+    from funcsearch.ranking import is_results_folder, top_functions
     from funcsearch.plots.shapes import plot_shapes, resolve_shape_inputs
 
     families = [p for p in from_paths if not is_results_folder(p)]

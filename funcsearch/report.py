@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from funcsearch.errors import FuncsearchError, InputError
-from funcsearch.leaderboard import (NOTE, Leaderboard, agreement_lines, aggregate_rows, display_rows, fmt,
+from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, display_rows, fmt,
                                     leaderboard, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
 

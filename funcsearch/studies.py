@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from funcsearch.fidelity import Interval, measure_fidelity
-from funcsearch.leaderboard import fmt, is_results_folder, leaderboard
+from funcsearch.ranking import fmt, is_results_folder, leaderboard
 from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.search.store import ResultsStore
 

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from funcsearch.catalog import build_catalog, catalog_counts
 from funcsearch.candidates import (
-    build_catalog,
-    catalog_counts,
     deduplicate,
     find_candidate,
     load_candidates,

@@ -11,7 +11,7 @@ from fixtures.rows import make_frame, make_record
 import pytest
 from typer.testing import CliRunner
 
-from funcsearch.leaderboard import leaderboard
+from funcsearch.ranking import leaderboard
 
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom
 
@@ -144,7 +144,7 @@ def test_leaderboard_command_reads_a_results_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
     # the shapes of the best functions of a results folder (LayerNorm has none: skipped)
-    from funcsearch.leaderboard import top_functions
+    from funcsearch.ranking import top_functions
 
     # aggregate ranks: B 1, A 2, then D, derf, layernorm tied (ties by name)
     assert top_functions(folder, 3) == [("B", "x/(1 + abs(x))"), ("A", "tanh(x)"), ("D", "atan(x)")]

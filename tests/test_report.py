@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fixtures.results_fixture import OTHER_FUNCTIONS, results_frame, write_results
 from funcsearch.cli import app
 from funcsearch.errors import DataError, InputError
-from funcsearch.leaderboard import leaderboard
+from funcsearch.ranking import leaderboard
 from funcsearch.report import compare_studies, fit_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from funcsearch.errors import InputError
-from funcsearch.leaderboard import Leaderboard, leaderboard
+from funcsearch.ranking import Leaderboard, leaderboard
 
 CANDIDATE_COLOUR = "#1f77b4"
 BASELINE_COLOUR = "#d62728"

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-import funcsearch
+from funcsearch import __version__
 from funcsearch.errors import InputError
 from funcsearch.named import SHIFT_KINDS, ShiftKind
 from funcsearch.proxies.config import TrainConfig
@@ -76,7 +76,7 @@ class TrialResult(BaseModel):
 
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "funcsearch": funcsearch.__version__}
+            "numpy": np.__version__, "funcsearch": __version__}
 
 
 def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., nn.Module]:

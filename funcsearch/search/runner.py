@@ -282,7 +282,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
         board = None
         if write_leaderboard and len(current):
             from funcsearch.fidelity import fidelity_lines
-            from funcsearch.leaderboard import leaderboard
+            from funcsearch.ranking import leaderboard
 
             board = leaderboard(current)
             board.title = config.name

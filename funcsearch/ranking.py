@@ -1,4 +1,4 @@
-"""Leaderboards: per-proxy ranking with seed statistics, read from a results store.
+"""Leaderboards (the ranking module): per-proxy ranking with seed statistics, read from a results store.
 
 For every proxy and function (candidates and baselines in one table):
 

@@ -1,0 +1,44 @@
+"""The committed studies stay loadable and reusable: every row decodes as a TrialRecord, a
+fresh plan of each study's search.yaml asks for exactly the stored trial keys (so a rerun
+reuses them all), and its leaderboard.md is what the current code renders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from funcsearch.fidelity import fidelity_lines
+from funcsearch.ranking import leaderboard
+from funcsearch.search.config import load_search_config
+from funcsearch.search.plan import check_sweep_params, select_functions
+from funcsearch.search.store import ResultsStore, TrialRecord
+from funcsearch.search.sweep import Sweeper
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+STUDIES = sorted(p.name for p in RESULTS.iterdir() if (p / "search.yaml").exists()) if RESULTS.is_dir() else []
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
+        study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = RESULTS / study
+    monkeypatch.chdir(RESULTS.parent)  # search.yaml paths are relative to the repository
+    store = ResultsStore(folder)
+    records = store.records()
+    assert records and all(isinstance(r, TrialRecord) for r in records.values())
+    config = load_search_config(folder / "search.yaml")
+    check_sweep_params(config)
+    units = Sweeper(config, select_functions(config).functions, tmp_path).initial_units()
+    planned = {key for unit in units for key in unit.trials.values()}
+    assert planned == {p["trial_key"] for p in json.loads((folder / "plan.json").read_text())}
+    assert planned <= set(records)
+    if (folder / "leaderboard.md").exists():
+        current = store.read_current()
+        board = leaderboard(current)
+        board.title = config.name
+        board.fidelity = fidelity_lines(current)
+        assert board.render("md") == (folder / "leaderboard.md").read_text()
