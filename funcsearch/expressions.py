@@ -12,14 +12,27 @@ tree we built ourselves.
 
 The language (documented for users in README.md):
 
-- numbers (int or decimal, ``|v| <= 1e6``), the variable ``x``, the constants ``pi``, ``e``;
+- numbers: decimals of size at most :data:`MAX_LITERAL` (``1e6``), integers of size at most
+  :data:`MAX_INTEGER` (``10**100``: canonical fractions such as ``1234567*x/10000000``
+  write exact decimals with integers); the variable ``x``, the constants ``pi``, ``e``;
 - ``+ - * / **`` and unary minus; ``^`` is read as ``**`` (math notation);
 - functions: see :data:`FUNCTIONS` (``clip(f, lo, hi)``, ``min``/``max`` of 2+ arguments,
   ``where(condition, a, b)`` with comparisons ``< <= > >=`` joined by ``and``/``or``;
   ``piecewise`` is an alias of ``where``);
-- limits: :data:`MAX_LENGTH` characters, :data:`MAX_BRACKETS` nested brackets,
-  :data:`MAX_DEPTH` tree depth, :data:`MAX_NODES`
-  nodes, constant exponents of magnitude at most :data:`MAX_EXPONENT`.
+- limits on the text: :data:`MAX_LENGTH` characters, :data:`MAX_BRACKETS` nested brackets,
+  :data:`MAX_DEPTH` tree depth, :data:`MAX_NODES` nodes;
+- limits on the built tree (:func:`check_tree`, after every node and every transform):
+  constant exponents of size at most :data:`MAX_EXPONENT`; every constant part evaluates
+  (in float64, bottom-up, before sympy is asked anything about it) to a real number of size
+  at most :data:`MAX_CONSTANT` (``exp(exp(20))`` is refused, it would hang sympy's exact
+  evaluation); every fraction has numerator and denominator at most :data:`MAX_INTEGER`;
+  at most :data:`MAX_TREE_SIZE` parts counted as a tree (a part used twice counts twice)
+  and :data:`MAX_TREE_DEPTH` levels;
+- the canonical text (:func:`to_text`) of an accepted expression parses back: the tree
+  limits above are those of the text, and :func:`parse_expression` refuses, with the
+  reason, an expression whose canonical text would be refused (``sigmoid`` nested 22 deep
+  is 22 brackets typed but 44 written out). It parses back to the same function, and
+  nearly always to the same tree: sympy builds a printed ``2*(1 + y/2)`` as ``2 + y``.
 """
 
 from __future__ import annotations
@@ -46,7 +59,52 @@ MAX_BRACKETS = 40
 MAX_NODES = 400
 MAX_EXPONENT = 16
 MAX_LITERAL = 1e6
+"""Largest size of a decimal literal (``1e6``; ``1e9*x`` is refused)."""
+MAX_INTEGER = 10**100
+"""Largest integer literal, and largest numerator/denominator of any fraction in a tree."""
 MAX_CONSTANT = 1e100
+"""Largest size of any constant part of an expression (evaluated in float64)."""
+MAX_TREE_SIZE = 2000
+"""Most parts of a built expression counted as a tree (shared parts counted each time)."""
+MAX_TREE_DEPTH = 2 * MAX_DEPTH
+"""Most levels of a built expression."""
+
+
+class Cbrt(sp.Function):
+    """The real cube root as one node: ``cbrt(a) = sign(a)*abs(a)**(1/3)``.
+
+    One node, so that ``cbrt(cbrt(...))`` does not double the tree at each level (the
+    written-out form uses its argument twice). A constant argument evaluates exactly
+    (``cbrt(8)`` is 2, ``cbrt(-2)`` is ``-2**(1/3)``)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg: sp.Expr) -> sp.Expr | None:
+        if arg.is_number:
+            return sp.sign(arg) * sp.Abs(arg) ** sp.Rational(1, 3)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return sp.Rational(1, 3) / Cbrt(self.args[0]) ** 2
+
+    def _eval_is_extended_real(self) -> bool | None:
+        return self.args[0].is_extended_real
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[0].is_positive
+
+    def _eval_is_negative(self) -> bool | None:
+        return self.args[0].is_negative
+
+    def _eval_is_zero(self) -> bool | None:
+        return self.args[0].is_zero
+
+    def _eval_evalf(self, prec: int) -> sp.Expr:
+        arg = self.args[0]._eval_evalf(prec)
+        if arg is None:
+            return None  # type: ignore[return-value]
+        return (sp.sign(arg) * sp.Abs(arg) ** sp.Rational(1, 3))._eval_evalf(prec)
 
 
 def _sigmoid(arg: sp.Expr) -> sp.Expr:
@@ -57,10 +115,6 @@ def _clip(value: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
     # Unevaluated: sympy's Min/Max evaluation compares arguments symbolically and costs
     # 50-100 ms per clip (more when nested), which dominated the catalog build.
     return sp.Min(sp.Max(value, lo, evaluate=False), hi, evaluate=False)
-
-
-def _cbrt(arg: sp.Expr) -> sp.Expr:
-    return sp.sign(arg) * sp.Abs(arg) ** sp.Rational(1, 3)
 
 
 # name -> (builder, minimum number of arguments, maximum number or None for unbounded)
@@ -77,7 +131,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., sp.Expr], int, int | None]] = {
     "exp": (sp.exp, 1, 1),
     "log": (sp.log, 1, 1),
     "sqrt": (sp.sqrt, 1, 1),
-    "cbrt": (_cbrt, 1, 1),
+    "cbrt": (Cbrt, 1, 1),
     "abs": (sp.Abs, 1, 1),
     "sign": (sp.sign, 1, 1),
     "sin": (sp.sin, 1, 1),
@@ -106,7 +160,7 @@ class Expression:
 
     @property
     def text(self) -> str:
-        """Canonical text in the expression language (parses back to the same tree)."""
+        """Canonical text in the expression language (parses back, see :func:`parse_expression`)."""
         return to_text(self.expr)
 
     def __str__(self) -> str:
@@ -128,22 +182,57 @@ def parse_expression(
     line: int | None = None,
     field: str | None = None,
 ) -> Expression:
-    """Parse untrusted text into an :class:`Expression`, or raise a located ExpressionError."""
+    """Parse untrusted text into an :class:`Expression`, or raise a located ExpressionError.
 
-    def fail(message: str) -> ExpressionError:
-        return ExpressionError(message, file=file, line=line, field=field)
+    The canonical text of the result (:attr:`Expression.text`) parses back: an expression
+    whose canonical text would be refused (too long once written out, say) is refused
+    here, with the reason. Limits met only once sympy has built the tree (``(x**16)**16``
+    is ``x**256``; ``exp(exp(20))`` overflows) are refused at the offending part."""
+    try:
+        expr = _parse_text(text)
+        if isinstance(text, str):
+            _check_parses_back(expr, text.strip().replace("^", "**"))
+    except ExpressionError as exc:
+        raise exc.located(file=file, line=line, field=field) from None
+    return Expression(source=text, expr=expr)
 
+
+def _parse_text(text: Any) -> sp.Expr:
+    """Text -> checked sympy tree; ExpressionError (not located) with the offending part."""
     if not isinstance(text, str):
-        raise fail(f"expected an expression as text, got {type(text).__name__} {text!r}")
+        raise ExpressionError(f"expected an expression as text, got {type(text).__name__} "
+                              f"{_shorten(repr(text), 60)}")
     shown = _shorten(text)
     stripped = text.strip()
     if not stripped:
-        raise fail("empty expression")
+        raise ExpressionError("empty expression")
+    # '^' means power (math notation). Translating the token keeps Python's precedence of
+    # '**' (binding tighter than * and /); reading it as BitXor would silently mis-parse.
+    tree = _syntax_tree(text, stripped.replace("^", "**"), shown)
+    source = stripped.replace("^", "**")
+    try:
+        expr = _Builder(source).build(tree.body)
+    except _Reject as exc:
+        part = ""
+        if exc.node is not None:
+            segment = ast.get_source_segment(source, exc.node)
+            if segment is not None and segment != source and segment not in str(exc):
+                part = f" ('{_shorten(segment, 60)}')"
+        raise ExpressionError(f'{exc}{part} in "{shown}"') from None
+    except RecursionError:
+        raise ExpressionError(f'expression nested too deeply in "{shown}"') from None
+    if not isinstance(expr, sp.Expr) or expr.is_Boolean:
+        raise ExpressionError(f'"{shown}" is a condition, not a function of x')
+    return expr
+
+
+def _syntax_tree(text: str, source: str, shown: str) -> ast.Expression:
+    """The limits on the text (length, characters, brackets, depth, parts) and its ast."""
     if len(text) > MAX_LENGTH:
-        raise fail(f"expression is {len(text)} characters long, the limit is {MAX_LENGTH}")
+        raise ExpressionError(f"expression is {len(text)} characters long, the limit is {MAX_LENGTH}")
     for position, char in enumerate(text):
         if not (32 <= ord(char) < 127):
-            raise fail(
+            raise ExpressionError(
                 f"character {char!r} (U+{ord(char):04X}) at position {position + 1} is not "
                 f'allowed in "{shown}": expressions are plain ASCII'
             )
@@ -152,17 +241,14 @@ def parse_expression(
         depth += char in "([{"
         depth -= char in ")]}"
         if depth > MAX_BRACKETS:
-            raise fail(f'brackets nested deeper than {MAX_BRACKETS} levels in "{shown}"')
-    # '^' means power (math notation). Translating the token keeps Python's precedence of
-    # '**' (binding tighter than * and /); reading it as BitXor would silently mis-parse.
-    stripped = stripped.replace("^", "**")
+            raise ExpressionError(f'brackets nested deeper than {MAX_BRACKETS} levels in "{shown}"')
     try:
-        tree = ast.parse(stripped, mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
-        raise fail(f'syntax error{where} in "{shown}": {exc.msg}') from None
+        raise ExpressionError(f'syntax error{where} in "{shown}": {exc.msg}') from None
     except (ValueError, RecursionError, MemoryError) as exc:
-        raise fail(f'cannot parse "{shown}": {exc}') from None
+        raise ExpressionError(f'cannot parse "{shown}": {_one_line(str(exc))}') from None
 
     nodes = 0
     stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
@@ -170,25 +256,59 @@ def parse_expression(
         node, level = stack.pop()
         nodes += 1
         if level > MAX_DEPTH:
-            raise fail(f'expression nested deeper than {MAX_DEPTH} levels in "{shown}"')
+            raise ExpressionError(f'expression nested deeper than {MAX_DEPTH} levels in "{shown}"')
         if nodes > MAX_NODES:
-            raise fail(f'expression has more than {MAX_NODES} parts in "{shown}"')
+            raise ExpressionError(f'expression has more than {MAX_NODES} parts in "{shown}"')
         stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return tree
 
+
+def _check_parses_back(expr: sp.Expr, typed: str | None = None) -> str:
+    """The canonical text of ``expr``, after checking that :func:`parse_expression` accepts
+    it (skipped when it is the text just parsed). ExpressionError says why it would not."""
     try:
-        expr = _Builder(stripped).build(tree.body)
+        canonical = to_text(expr)
+    except RecursionError:
+        raise ExpressionError("expression nested too deeply to be written out") from None
+    if canonical == typed:
+        return canonical
+    try:
+        _parse_text(canonical)
+    except ExpressionError as exc:
+        raise ExpressionError(f"its canonical form would not parse back: {exc.message}") from None
+    return canonical
+
+
+def check_parses_back(expr: sp.Expr) -> str:
+    """The canonical text of a built tree (e.g. the end of a transform pipeline) after
+    checking that :func:`parse_expression` would accept it; ExpressionError (one line)
+    when it would be refused.
+
+    The tree is checked (:func:`check_tree`) and its text against the limits on text.
+    Parsing the text in full (sympy re-evaluates it, ~2 ms) is done only for a tree that
+    holds a number larger than ``1e6`` (numerator or denominator): re-evaluation only
+    combines a tree's numbers (``5*(1 + exp(-x))`` -> ``5 + 5*exp(-x)``), and with numbers
+    of at most 1e6 that stays far inside every limit."""
+    try:
+        info = _TreeCheck().info(expr)
     except _Reject as exc:
-        part = ""
-        if exc.node is not None:
-            segment = ast.get_source_segment(stripped, exc.node)
-            if segment is not None and segment != stripped:
-                part = f" ('{_shorten(segment, 60)}')"
-        raise fail(f'{exc}{part} in "{shown}"') from None
-    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
-        raise fail(f'"{shown}" contains an infinite or undefined constant (division by zero?)')
-    if not isinstance(expr, sp.Expr) or expr.is_Boolean:
-        raise fail(f'"{shown}" is a condition, not a function of x')
-    return Expression(source=text, expr=expr)
+        raise ExpressionError(str(exc)) from None
+    try:
+        canonical = to_text(expr)
+    except RecursionError:
+        raise ExpressionError("expression nested too deeply to be written out") from None
+    try:
+        if info.big:
+            _parse_text(canonical)
+        else:
+            _syntax_tree(canonical, canonical, _shorten(canonical))
+    except ExpressionError as exc:
+        raise ExpressionError(f"its canonical form would not parse back: {exc.message}") from None
+    return canonical
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _shorten(text: str, limit: int = 80) -> str:
@@ -196,13 +316,245 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+# --------------------------------------------------------------------------- tree limits
+
+
+def _sign(value: float) -> float:
+    return float((value > 0) - (value < 0))
+
+
+_FLOAT_FUNCTIONS: dict[Any, Callable[[float], float]] = {
+    sp.erf: math.erf, sp.erfc: math.erfc, sp.tanh: math.tanh, sp.atan: math.atan,
+    sp.asinh: math.asinh, sp.sinh: math.sinh, sp.cosh: math.cosh, sp.exp: math.exp,
+    sp.log: math.log, sp.sin: math.sin, sp.cos: math.cos, sp.tan: math.tan, sp.Abs: abs,
+    sp.sign: _sign, Cbrt: lambda v: math.copysign(abs(v) ** (1.0 / 3.0), v),
+}
+"""float64 versions of the whitelisted functions, for the bottom-up constant check."""
+
+_RELATION_TYPES = (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan)
+
+
+class _Info:
+    """What the tree check knows about one node."""
+
+    __slots__ = ("size", "depth", "has_x", "value", "big")
+
+    def __init__(self, size: int, depth: int, has_x: bool, value: Any, big: bool) -> None:
+        self.size = size
+        self.depth = depth
+        self.has_x = has_x
+        self.value = value  # float (or bool for a condition) for constant parts, else None
+        self.big = big  # holds a number larger than 1e6 (numerator or denominator) or a float
+
+
+class _TreeCheck:
+    """Graph-aware limits on a built sympy tree: each distinct node is looked at once
+    (memoized, across calls: a node's verdict depends on the node alone), so a tree that
+    shares parts (``f/(1 + abs(f))``) is measured as the tree it stands for without being
+    walked as one. Raises ``_Reject`` on the first problem."""
+
+    known: dict[sp.Basic, _Info] = {}  # shared memo of checked nodes (cleared when large)
+
+    def info(self, expr: sp.Basic) -> _Info:
+        known = self.known
+        found = known.get(expr)
+        if found is not None:
+            return found
+        if len(known) > 200_000:
+            known.clear()
+        stack: list[tuple[sp.Basic, bool]] = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in known:
+                continue
+            if not ready:
+                stack.append((node, True))
+                stack.extend((arg, False) for arg in node.args if arg not in known)
+                if len(stack) > 4 * MAX_TREE_SIZE + 64:
+                    raise _Reject(f"expression grows to more than {MAX_TREE_SIZE} parts once built")
+                continue
+            known[node] = self._node(node, [known[arg] for arg in node.args])
+        return known[expr]
+
+    def _node(self, node: sp.Basic, args: list[_Info]) -> _Info:
+        size = 1
+        depth = 0
+        has_x = False
+        big = False
+        for a in args:
+            size += a.size
+            if a.depth > depth:
+                depth = a.depth
+            has_x = has_x or a.has_x
+            big = big or a.big
+        depth += 1
+        if size > MAX_TREE_SIZE:
+            raise _Reject(f"expression grows to more than {MAX_TREE_SIZE} parts once built "
+                          "(a part used twice counts twice)")
+        if depth > MAX_TREE_DEPTH:
+            raise _Reject(f"expression nested deeper than {MAX_TREE_DEPTH} levels once built")
+        kind = _KINDS.get(type(node))
+        if kind is None:
+            kind = _KINDS[type(node)] = _kind(node)
+        value: Any = None
+        if kind == "symbol":
+            if node != X:
+                raise _Reject(f"unknown symbol {_shorten(str(node), 40)}")
+            has_x = True
+        elif kind == "number":
+            if isinstance(node, sp.Rational):
+                if abs(node.p) > MAX_INTEGER or node.q > MAX_INTEGER:
+                    raise _Reject(f"number {_shorten(str(node), 40)} is too large or too precise "
+                                  "(numerator and denominator must be at most 1e100)")
+                value = float(node.p) / float(node.q) if node.q != 1 else float(node.p)
+                big = abs(node.p) > MAX_LITERAL or node.q > MAX_LITERAL
+            else:
+                value = self._evaluate(node, lambda: float(node))
+                big = True
+        elif kind == "infinite":
+            raise _Reject("contains an infinite or undefined constant (division by zero?)")
+        elif kind == "imaginary":
+            raise _Reject("contains an imaginary constant (I): constants must be real numbers")
+        elif kind == "unknown":
+            name = getattr(node.func, "__name__", type(node).__name__)
+            raise _Reject(f"'{_shorten(name, 40)}' cannot be written in the expression language")
+        elif kind == "pow":
+            exponent = args[1]
+            if not exponent.has_x:
+                if not abs(exponent.value) <= MAX_EXPONENT:
+                    raise _Reject(f"constant exponent must be at most {MAX_EXPONENT} in size, "
+                                  f"got {_shorten(to_text(node), 40)}")
+                if not has_x:
+                    base = args[0].value
+                    value = self._evaluate(node, lambda: math.pow(base, exponent.value))
+        elif not has_x:
+            values = [a.value for a in args]
+            if kind == "add":
+                value = self._evaluate(node, lambda: math.fsum(values))
+            elif kind == "mul":
+                value = self._evaluate(node, lambda: math.prod(values))
+            elif kind == "function":
+                fn = _FLOAT_FUNCTIONS[type(node)]
+                value = self._evaluate(node, lambda: fn(values[0]))
+            elif kind == "min":
+                value = self._evaluate(node, lambda: min(values))
+            elif kind == "max":
+                value = self._evaluate(node, lambda: max(values))
+            elif kind == "constant":
+                value = float(node)
+            elif kind == "boolean":
+                value = bool(node)
+            elif kind == "relation":
+                a, b = values
+                value = {sp.StrictLessThan: a < b, sp.LessThan: a <= b,
+                         sp.StrictGreaterThan: a > b, sp.GreaterThan: a >= b}[type(node)]
+            elif kind == "and":
+                value = all(values)
+            elif kind == "or":
+                value = any(values)
+            elif kind == "piecewise":
+                chosen = math.nan
+                for pair in node.args:
+                    if self.known[pair.args[1]].value:
+                        chosen = self.known[pair.args[0]].value
+                        break
+                value = self._evaluate(node, lambda: chosen)
+        return _Info(size, depth, has_x, value, big)
+
+    @staticmethod
+    def _evaluate(node: sp.Basic, compute: Callable[[], float]) -> float:
+        try:
+            value = float(compute())
+        except OverflowError:
+            value = math.inf
+        except (ValueError, ZeroDivisionError, TypeError):
+            value = math.nan
+        if math.isnan(value):
+            raise _Reject(f"constant {_shorten(to_text(node), 60)} is undefined or not a real number")
+        if not abs(value) <= MAX_CONSTANT:
+            raise _Reject(f"constant {_shorten(to_text(node), 60)} overflows (its size must be "
+                          f"at most {MAX_CONSTANT:g})")
+        return value
+
+
+_KINDS: dict[type, str] = {}
+"""Node class -> what the tree check does with it (filled by :func:`_kind`)."""
+
+
+def _kind(node: sp.Basic) -> str:
+    if isinstance(node, sp.Symbol):
+        return "symbol"
+    if node in (sp.zoo, sp.nan, sp.oo, -sp.oo):
+        return "infinite"
+    if node is sp.I:
+        return "imaginary"
+    if isinstance(node, (sp.Rational, sp.Float)):
+        return "number"
+    if node in (sp.pi, sp.E):
+        return "constant"
+    if isinstance(node, sp.logic.boolalg.BooleanAtom):
+        return "boolean"
+    if isinstance(node, sp.Pow):
+        return "pow"
+    if isinstance(node, sp.Add):
+        return "add"
+    if isinstance(node, sp.Mul):
+        return "mul"
+    if type(node) in _FLOAT_FUNCTIONS:
+        return "function"
+    if isinstance(node, sp.Min):
+        return "min"
+    if isinstance(node, sp.Max):
+        return "max"
+    if isinstance(node, _RELATION_TYPES):
+        return "relation"
+    if isinstance(node, sp.And):
+        return "and"
+    if isinstance(node, sp.Or):
+        return "or"
+    if isinstance(node, sp.Piecewise):
+        return "piecewise"
+    if isinstance(node, sp.functions.elementary.piecewise.ExprCondPair):
+        return "pair"
+    return "unknown"
+
+
+def check_tree(expr: sp.Basic) -> None:
+    """Check a built tree against the limits (size and depth counted as a tree, constant
+    parts real and at most :data:`MAX_CONSTANT` in size, exponents, fractions, only parts the
+    language can write). ExpressionError (one line, not located) on the first problem."""
+    try:
+        _TreeCheck().info(expr)
+    except _Reject as exc:
+        raise ExpressionError(str(exc)) from None
+
+
 class _Builder:
-    """Walks a Python AST against the whitelist and builds sympy objects."""
+    """Walks a Python AST against the whitelist and builds sympy objects.
+
+    Every node it builds is checked (:class:`_TreeCheck`) before it is used as the argument
+    of the next: sympy is never handed a constant it cannot evaluate quickly."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.checker = _TreeCheck()
 
     def build(self, node: ast.AST) -> sp.Expr:
+        result = self._build(node)
+        try:
+            self.checker.info(result)
+        except _Reject as exc:
+            if exc.node is None:
+                exc.node = node
+            raise
+        return result
+
+    def _value(self, expr: sp.Basic) -> float | None:
+        """The float64 value of a checked constant part (None when it depends on x)."""
+        info = self.checker.info(expr)
+        return None if info.has_x else info.value
+
+    def _build(self, node: ast.AST) -> sp.Expr:
         if isinstance(node, ast.Constant):
             return self._number(node)
         if isinstance(node, ast.Name):
@@ -243,18 +595,10 @@ class _Builder:
         raise _Reject(f"{kind} is not allowed", node)
 
     def _number(self, node: ast.Constant) -> sp.Expr:
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Reject(f"constant {_shorten(repr(value), 40)} is not a number", node)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise _Reject("non-finite constant", node)
-        if abs(value) > MAX_LITERAL:
-            raise _Reject(f"number {value!r} is larger than {MAX_LITERAL:g}", node)
-        if isinstance(value, int):
-            return sp.Integer(value)
-        # Exact decimal -> rational, so 0.5 and 1/2 are the same tree.
-        fraction = Fraction(repr(value))
-        return sp.Rational(fraction.numerator, fraction.denominator)
+        try:
+            return exact_number(node.value)
+        except ExpressionError as exc:
+            raise _Reject(exc.message, node) from None
 
     def _binop(self, node: ast.BinOp) -> sp.Expr:
         if type(node.op) not in _BINOPS:
@@ -271,15 +615,13 @@ class _Builder:
             if right.is_zero:
                 raise _Reject("division by zero", node)
             return left / right
-        # **
-        if not right.free_symbols:
-            exponent = _as_float(right)
-            if exponent is None or abs(exponent) > MAX_EXPONENT:
+        # **: checked on float64 values before sympy computes anything
+        exponent = self._value(right)
+        if exponent is not None:
+            if abs(exponent) > MAX_EXPONENT:
                 raise _Reject(f"constant exponent must be at most {MAX_EXPONENT} in size", node)
-            if not left.free_symbols:
-                base = _as_float(left)
-                if base is None:
-                    raise _Reject("cannot evaluate constant power", node)
+            base = self._value(left)
+            if base is not None:
                 if base == 0 and exponent < 0:
                     raise _Reject("division by zero", node)
                 try:
@@ -329,12 +671,27 @@ class _Builder:
         raise _Reject("the condition of where() must be a comparison such as x > 0", node)
 
 
-def _as_float(value: sp.Expr) -> float | None:
-    try:
-        result = float(sp.N(value, 17))
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return result if math.isfinite(result) else None
+def exact_number(value: Any) -> sp.Rational:
+    """A number typed by a user (a literal, or a parameter in a family file) as an exact
+    sympy rational, under the literal rules: finite; a decimal at most :data:`MAX_LITERAL`
+    in size; an integer, and the numerator and denominator of a decimal's exact fraction,
+    at most :data:`MAX_INTEGER`. ExpressionError (one line, not located) otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ExpressionError(f"constant {_shorten(repr(value), 40)} is not a number")
+    if isinstance(value, int):
+        if abs(value) > MAX_INTEGER:
+            raise ExpressionError(f"number {_shorten(str(value), 24)} is larger than 1e100")
+        return sp.Integer(value)
+    if not math.isfinite(value):
+        raise ExpressionError(f"non-finite constant {value!r}")
+    if abs(value) > MAX_LITERAL:
+        raise ExpressionError(f"number {value!r} is larger than {MAX_LITERAL:g}")
+    # Exact decimal -> rational, so 0.5 and 1/2 are the same tree.
+    fraction = Fraction(repr(value))
+    if fraction.denominator > MAX_INTEGER:
+        raise ExpressionError(f"number {value!r} is too small or too precise (as an exact "
+                              "fraction its denominator is larger than 1e100)")
+    return sp.Rational(fraction.numerator, fraction.denominator)
 
 
 # --------------------------------------------------------------------------- printing
@@ -345,6 +702,9 @@ class _TextPrinter(StrPrinter):
 
     def _print_Abs(self, expr: sp.Abs) -> str:
         return f"abs({self._print(expr.args[0])})"
+
+    def _print_Cbrt(self, expr: Cbrt) -> str:
+        return f"cbrt({self._print(expr.args[0])})"
 
     def _print_Exp1(self, expr: Any) -> str:
         return "e"
@@ -411,7 +771,7 @@ def _numpy_backend() -> _Backend:
             "erf": special.erf, "erfc": special.erfc, "tanh": np.tanh, "atan": np.arctan,
             "asinh": np.arcsinh, "sinh": np.sinh, "cosh": np.cosh, "exp": np.exp,
             "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan, "abs": np.abs,
-            "sign": np.sign, "sqrt": np.sqrt,
+            "sign": np.sign, "sqrt": np.sqrt, "cbrt": np.cbrt,
             # binary ops take the input ``like`` as the torch ones do (numpy broadcasts scalars)
             "pow": lambda a, b, like: np.power(a, b),
             "maximum": lambda a, b, like: np.maximum(a, b),
@@ -440,6 +800,9 @@ def _torch_backend() -> _Backend:
     def where(condition: Any, a: Any, b: Any, like: Any) -> Any:
         return torch.where(condition, as_tensor_like(a, like), as_tensor_like(b, like))
 
+    def cbrt(value: Any) -> Any:
+        return torch.sign(value) * torch.abs(value) ** (1.0 / 3.0)
+
     def power(base: Any, exponent: Any, like: Any) -> Any:
         if isinstance(exponent, torch.Tensor) or isinstance(base, torch.Tensor):
             return torch.pow(base, exponent)
@@ -451,7 +814,7 @@ def _torch_backend() -> _Backend:
             "erf": torch.erf, "erfc": torch.erfc, "tanh": torch.tanh, "atan": torch.atan,
             "asinh": torch.asinh, "sinh": torch.sinh, "cosh": torch.cosh, "exp": torch.exp,
             "log": torch.log, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
-            "abs": torch.abs, "sign": torch.sign, "sqrt": torch.sqrt, "pow": power,
+            "abs": torch.abs, "sign": torch.sign, "sqrt": torch.sqrt, "cbrt": cbrt, "pow": power,
             "maximum": binary(torch.maximum), "minimum": binary(torch.minimum), "where": where,
             "and": binary(torch.logical_and), "or": binary(torch.logical_or),
             "full_like": lambda t, v: torch.full_like(t, v),
@@ -463,14 +826,23 @@ def _torch_backend() -> _Backend:
 _UNARY = {
     sp.erf: "erf", sp.erfc: "erfc", sp.tanh: "tanh", sp.atan: "atan", sp.asinh: "asinh",
     sp.sinh: "sinh", sp.cosh: "cosh", sp.exp: "exp", sp.log: "log", sp.sin: "sin",
-    sp.cos: "cos", sp.tan: "tan", sp.Abs: "abs", sp.sign: "sign",
+    sp.cos: "cos", sp.tan: "tan", sp.Abs: "abs", sp.sign: "sign", Cbrt: "cbrt",
 }
 _RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge"}
 _FOLDS = {sp.Max: "maximum", sp.Min: "minimum", sp.And: "and", sp.Or: "or"}
 
 
 def _constants_to_floats(expr: sp.Basic) -> sp.Basic:
-    """Replace every constant subtree (pi, sqrt(2), erf(1), ...) by one float."""
+    """Replace every constant subtree (pi, sqrt(2), erf(1), ...) by one float.
+
+    The exact evaluation (``sp.N``) keeps reference values as they always were; the tree
+    check before it (float64, bottom-up) refuses the constants that would make it hang
+    (``exp(exp(20))``), also in trees that did not come from :func:`parse_expression`."""
+    check_tree(expr)
+    return _fold_constants(expr)
+
+
+def _fold_constants(expr: sp.Basic) -> sp.Basic:
     if isinstance(expr, sp.Number) or isinstance(expr, sp.logic.boolalg.BooleanAtom):
         return expr
     if isinstance(expr, sp.Expr) and not expr.free_symbols:
@@ -478,8 +850,8 @@ def _constants_to_floats(expr: sp.Basic) -> sp.Basic:
     if not expr.args:
         return expr
     if isinstance(expr, sp.Piecewise):
-        return sp.Piecewise(*[(_constants_to_floats(e), _constants_to_floats(c)) for e, c in expr.args])
-    args = [_constants_to_floats(a) for a in expr.args]
+        return sp.Piecewise(*[(_fold_constants(e), _fold_constants(c)) for e, c in expr.args])
+    args = [_fold_constants(a) for a in expr.args]
     try:
         return expr.func(*args, evaluate=False)
     except TypeError:
@@ -495,7 +867,7 @@ def _walker(expr: sp.Basic, backend: _Backend) -> Callable[[Any], Any]:
         if node == X:
             return lambda t: t
         if isinstance(node, sp.Number):
-            if isinstance(node, sp.Integer):
+            if isinstance(node, sp.Integer) and abs(node.p) < 2**53:
                 value: float | int = int(node)
             else:
                 value = float(node)

@@ -31,6 +31,11 @@ Rules (decided here, documented for users):
 - A value is a number or the text of a constant expression (``pi/2``).
 - Names are ``base|step=value|step``, in pipeline order, with values formatted by
   :func:`funcsearch.transforms.format_value` (``erf|translate=+2``, ``erf|clip=1|mix=0.1``).
+- Numbers follow the expression language's rules (finite, decimals at most 1e6 in size:
+  ``.inf``, ``.nan`` and ``1e300`` are refused at their line). Every step's result must
+  stay within the limits of a built expression (30 ``ratio`` or ``flat_zone`` steps would
+  double it 30 times), and every expanded candidate's canonical text must parse back (it
+  is what results store); the error names the file, the line of the step and the name.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import sympy as sp
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from funcsearch.errors import ConfigError, ExpressionError
-from funcsearch.expressions import parse_expression
+from funcsearch.expressions import check_parses_back, parse_expression
 from funcsearch.transforms import TRANSFORMS, apply_transform, as_number, format_value, step_label
 from funcsearch.yamlio import YamlDocument, format_loc, load_yaml, parse_yaml, validate_yaml
 
@@ -224,7 +229,10 @@ def _value_option(family: Family, transform: str, value: Value,
         if constant.is_Rational and len(format_value(numeric)) <= 10:
             label_value = numeric  # 1/2 is named like 0.5; 1/3 keeps its text
     else:
-        number = as_number(value)
+        try:
+            number = as_number(value)
+        except (TypeError, ValueError) as exc:
+            raise _error(family, f"{transform}: {exc}", loc) from None
         label_value = value
         numeric = float(value)
     problem = spec.check_value(numeric)
@@ -295,6 +303,7 @@ def expand_family(family: Family) -> list[RawCandidate]:
         for combination in itertools.product(*options):
             name_parts = [base.name]
             current = expr
+            last_loc: tuple[Any, ...] = loc
             for label, apply, step_loc in combination:
                 if apply is None:
                     continue
@@ -304,7 +313,13 @@ def expand_family(family: Family) -> list[RawCandidate]:
                     raise _error(family, f"{exc.message} (in {'|'.join(name_parts + [label or ''])})",
                                  step_loc) from None
                 name_parts.append(label or "")
+                last_loc = step_loc
             name = "|".join(name_parts)
+            if len(name_parts) > 1:
+                try:  # the candidate's canonical text must parse back (it is what is stored)
+                    check_parses_back(current)
+                except ExpressionError as exc:
+                    raise _error(family, f"{exc.message} (in {name})", last_loc) from None
             if name in seen:
                 continue
             seen.add(name)

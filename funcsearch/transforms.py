@@ -37,6 +37,12 @@ Decisions:
   rescaled and raises an ExpressionError.
 - Identity values (the last column) leave f unchanged and add nothing to the name, as does
   ``none`` (see :mod:`funcsearch.families`).
+- Every step's result is checked against the limits of a built expression
+  (:func:`funcsearch.expressions.check_tree`): ``ratio`` and ``flat_zone`` use f (or x)
+  twice, so 30 such steps would build a tree of 2**30 parts; the step that crosses
+  :data:`funcsearch.expressions.MAX_TREE_SIZE` raises an ExpressionError instead.
+- Parameters follow the parser's rules for numbers
+  (:func:`funcsearch.expressions.exact_number`): finite, decimals at most 1e6 in size.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ import numpy as np
 import sympy as sp
 
 from funcsearch.errors import ExpressionError
-from funcsearch.expressions import X, to_numpy, to_text
+from funcsearch.expressions import X, check_tree, exact_number, to_numpy, to_text
 
 __all__ = ["Transform", "TRANSFORMS", "apply_transform", "format_value", "step_label",
            "as_number", "sup_abs"]
@@ -157,7 +163,7 @@ def _readable_constant(value: float) -> sp.Expr:
         guess = sp.nsimplify(value, [sp.pi, sp.E], tolerance=1e-10 * max(1.0, abs(value)),
                              rational=False)
         if (guess.is_number and guess.is_positive and len(str(guess)) <= 24
-                and abs(float(guess) - value) <= 1e-9 * abs(value)):
+                and not guess.has(sp.Float) and abs(float(guess) - value) <= 1e-9 * abs(value)):
             return guess
     except (TypeError, ValueError, ArithmeticError, RecursionError):
         pass
@@ -203,16 +209,17 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in [
 
 
 def as_number(value: float | int | str | sp.Expr) -> sp.Expr:
-    """An exact sympy constant: decimals become rationals (0.1 -> 1/10), like the parser."""
+    """An exact sympy constant: decimals become rationals (0.1 -> 1/10), like the parser,
+    under the parser's rules for numbers (ValueError: not finite, larger than 1e6, ...)."""
     if isinstance(value, sp.Expr):
         return value
     if isinstance(value, bool):
         raise TypeError("a parameter must be a number, not a boolean")
-    if isinstance(value, int):
-        return sp.Integer(value)
-    if isinstance(value, float):
-        fraction = Fraction(repr(value))
-        return sp.Rational(fraction.numerator, fraction.denominator)
+    if isinstance(value, int | float):
+        try:
+            return exact_number(value)
+        except ExpressionError as exc:
+            raise ValueError(exc.message) from None
     raise TypeError(f"a parameter must be a number, got {type(value).__name__}")
 
 
@@ -220,20 +227,30 @@ def apply_transform(expr: sp.Expr, name: str, value: float | int | sp.Expr | Non
     """Apply the transform ``name`` with parameter ``value`` to a function of :data:`X`.
 
     Raises KeyError for an unknown name, ValueError for a missing/invalid/extra parameter
-    and ExpressionError when ``rescale`` meets an unbounded function.
+    and ExpressionError when ``rescale`` meets an unbounded function or the result breaks
+    the limits of a built expression (:func:`funcsearch.expressions.check_tree`).
     """
     transform = TRANSFORMS[name]
     if transform.parameter is None:
         if value is not None:
             raise ValueError(f"{name} takes no parameter, got {value!r}")
-        return transform.apply(expr, None)
-    if value is None:
-        raise ValueError(f"{name} needs a parameter {transform.parameter}")
-    number = as_number(value)
-    problem = transform.check_value(float(number))
-    if problem:
-        raise ValueError(problem)
-    return transform.apply(expr, number)
+        result = transform.apply(expr, None)
+    else:
+        if value is None:
+            raise ValueError(f"{name} needs a parameter {transform.parameter}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} needs a finite {transform.parameter}, got {value}")
+        number = as_number(value)
+        check_tree(number)
+        problem = transform.check_value(float(number))
+        if problem:
+            raise ValueError(problem)
+        result = transform.apply(expr, number)
+    try:
+        check_tree(result)
+    except ExpressionError as exc:
+        raise ExpressionError(f"{name}: {exc.message}") from None
+    return result
 
 
 def format_value(value: float | int, signed: bool = False) -> str:
