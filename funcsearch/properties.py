@@ -9,7 +9,12 @@ the numbers behind it, on the float64 reference (:func:`funcsearch.expressions.t
 - bounded: ``sup_abs`` = max |f| over every grid point (out to ``far_limit``) and
   ``growth_exponent`` = the slope of log M(r) against log r between the two radii of
   ``growth_window``, where M(r) = max |f| on |x| <= r (0 for a function that has saturated,
-  1 for x, 2/3 for |x|^(2/3), about 0.08 for log(|x|+1) at r ~ 1e5..1e6).
+  1 for x, 2/3 for |x|^(2/3), about 0.08 for log(|x|+1) at r ~ 1e5..1e6). A grid misses
+  the poles between its points (``tan(x/20)`` at x = +-31.4), so the places where a part of
+  f can blow up are found from the sympy tree (:func:`singular_points`: ``tan(u)`` where
+  cos(u) = 0, ``u**-k`` and ``log(u)`` where u = 0, located numerically within
+  ``far_limit`` under a time bound) and f is probed next to each: one where |f| keeps
+  growing as x approaches it (``pole_x``) fails the check.
 - centre_sensitive: ``flat_zone_width`` = the largest grid |x| such that f stays within
   ``flat_tolerance * R`` of f(0) on all of [-|x|, |x|], R = max |f(x) - f(0)| on
   |x| <= ``window`` (the whole dense grid if f is flat there), and ``slope_at_0`` (central
@@ -26,23 +31,26 @@ the reference on one sorted, symmetric grid per function.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+import sympy as sp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from funcsearch.errors import ConfigError
-from funcsearch.expressions import CompileCheck, Expression, check_compiled, parse_expression, to_numpy
+from funcsearch.expressions import (X, CompileCheck, Expression, check_compiled, parse_expression,
+                                    to_numpy)
 from funcsearch.yamlio import load_yaml, validate_yaml
 
 if TYPE_CHECKING:
     from funcsearch.candidates import Candidate
 
 __all__ = ["PROPERTIES", "Profile", "load_profile", "default_profile_path", "PropertyCheck",
-           "PropertyReport", "check_properties", "check_values", "Grid"]
+           "PropertyReport", "check_properties", "check_values", "Grid", "singular_points"]
 
 PROPERTIES: tuple[str, ...] = ("zero_centred", "bounded", "centre_sensitive", "monotonic")
 
@@ -260,8 +268,12 @@ def _nearest(x: np.ndarray, mask: np.ndarray) -> float:
 
 
 def check_values(fn: Callable[[np.ndarray], np.ndarray], profile: Profile,
-                 name: str = "", expression: str = "") -> PropertyReport:
-    """Run the four checks on an element-wise float64 function (no compile check)."""
+                 name: str = "", expression: str = "", *,
+                 singular: Sequence[float] = ()) -> PropertyReport:
+    """Run the four checks on an element-wise float64 function (no compile check).
+
+    ``singular``: places where f may have a pole (see :func:`singular_points`); the
+    bounded check probes f next to each."""
     grid = Grid.from_settings(profile.grid)
     x = grid.x
     with np.errstate(all="ignore"):
@@ -287,7 +299,7 @@ def check_values(fn: Callable[[np.ndarray], np.ndarray], profile: Profile,
     with np.errstate(all="ignore"):
         checks = {
             "zero_centred": _zero_centred(y, finite, grid, scale, profile),
-            "bounded": _bounded(x, y, finite, scale, profile),
+            "bounded": _bounded(x, y, finite, scale, profile, fn, singular),
             "centre_sensitive": _centre_sensitive(fn, x_dense, y_dense, grid, scale, profile),
             "monotonic": _monotonic(x, y, finite, x_dense, y_dense, grid, scale, profile),
         }
@@ -314,7 +326,8 @@ def _zero_centred(y: np.ndarray, finite: np.ndarray, grid: Grid, scale: float,
 
 
 def _bounded(x: np.ndarray, y: np.ndarray, finite: np.ndarray, scale: float,
-             profile: Profile) -> PropertyCheck:
+             profile: Profile, fn: Callable[[np.ndarray], np.ndarray] | None = None,
+             singular: Sequence[float] = ()) -> PropertyCheck:
     settings = profile.bounded
     magnitude = np.where(finite, np.abs(y), np.inf)
     sup = float(magnitude.max())
@@ -329,6 +342,12 @@ def _bounded(x: np.ndarray, y: np.ndarray, finite: np.ndarray, scale: float,
     else:
         growth = math.log(m2 / m1) / math.log(r2 / r1)
     passed = math.isfinite(sup) and growth <= settings.max_growth_exponent
+    pole = _first_pole(fn, singular, scale, profile.grid.far_limit) if passed and fn else None
+    if pole is not None:
+        return PropertyCheck("bounded", False, {"sup_abs": math.inf, "growth_exponent": growth,
+                                                "pole_x": pole},
+                             f"pole near x={pole:.6g} (|f| grows without bound there; "
+                             f"the grid's sup|f| is {_fmt(sup)})")
     if passed:
         detail = f"sup|f|={_fmt(sup)}"
     elif not math.isfinite(sup):
@@ -406,6 +425,129 @@ def _monotonic(x: np.ndarray, y: np.ndarray, finite: np.ndarray, x_dense: np.nda
                          "monotonic_break_x": math.nan, "direction": direction}, detail)
 
 
+POLE_SEARCH_SECONDS = 2.0
+"""Time bound of :func:`singular_points` for one function (it returns what it found)."""
+_MAX_SINGULAR_PARTS = 20
+_MAX_CANDIDATES_PER_PART = 24
+
+
+def singular_points(expr: sp.Expr, limit: float = 1.0e6,
+                    time_limit: float = POLE_SEARCH_SECONDS) -> list[float]:
+    """Places (|x| <= ``limit``, nearest to 0 first) where a part of f may blow up.
+
+    The parts are found in the sympy tree: ``tan(u)`` (poles where cos(u) = 0), ``u**-k``
+    and ``log(u)`` (where u = 0). Their zeros are found numerically, not by sympy's
+    solvers (which can take unbounded time): sign changes of u on a search grid refined
+    by Brent's method, and local minima of |u| (double zeros, ``1/(x - a)**2``) refined
+    by a bounded search. At most :data:`POLE_SEARCH_SECONDS` in all. A place is only a
+    candidate: :func:`check_values` decides by probing f next to it."""
+    deadline = time.monotonic() + time_limit
+    parts: list[sp.Expr] = []
+    seen: set[sp.Basic] = set()
+    stack: list[sp.Basic] = [expr]
+    while stack and len(parts) < _MAX_SINGULAR_PARTS:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(node.args)
+        if isinstance(node, sp.tan):
+            part = sp.cos(node.args[0])
+        elif isinstance(node, sp.Pow) and node.exp.is_number and node.exp.is_negative:
+            part = node.base
+        elif isinstance(node, sp.log):
+            part = node.args[0]
+        else:
+            continue
+        if part.has(X) and part not in parts:
+            parts.append(part)
+    if not parts:
+        return []
+    from scipy.optimize import brentq, minimize_scalar
+
+    grid = _search_grid(float(limit))
+    points: list[float] = []
+    for part in parts:
+        if time.monotonic() > deadline:
+            break
+        try:
+            h = to_numpy(part)
+        except Exception:  # a part that cannot be evaluated has nothing to say
+            continue
+
+        def at(t: float, h: Callable[[np.ndarray], np.ndarray] = h) -> float:
+            return float(h(np.array([t]))[0])
+
+        with np.errstate(all="ignore"):
+            values = np.asarray(h(grid), dtype=np.float64)
+            if values.shape != grid.shape:
+                continue
+            finite = np.isfinite(values)
+            sign = np.sign(values)
+            change = np.flatnonzero(finite[:-1] & finite[1:] & (sign[:-1] * sign[1:] < 0))
+            exact = np.flatnonzero(finite & (values == 0.0))
+            magnitude = np.where(finite, np.abs(values), np.inf)
+            interior = np.arange(1, len(grid) - 1)
+            minima = interior[(magnitude[1:-1] < magnitude[:-2]) & (magnitude[1:-1] <= magnitude[2:])]
+            points.extend(float(grid[i]) for i in exact)
+            for i in sorted(change, key=lambda i: abs(grid[i]))[:_MAX_CANDIDATES_PER_PART]:
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    points.append(float(brentq(at, grid[i], grid[i + 1], xtol=1e-15,
+                                               rtol=1e-15, maxiter=200)))
+                except (ValueError, RuntimeError):
+                    continue
+            near_change = set(change) | {i + 1 for i in change}
+            for i in sorted(minima, key=lambda i: abs(grid[i]))[:_MAX_CANDIDATES_PER_PART]:
+                if time.monotonic() > deadline:
+                    break
+                if i in near_change:  # a simple zero, found above
+                    continue
+                result = minimize_scalar(lambda t: abs(at(t)), bounds=(grid[i - 1], grid[i + 1]),
+                                         method="bounded",
+                                         options={"xatol": 1e-14 * max(1.0, abs(grid[i]))})
+                points.append(float(result.x))
+    return sorted({p for p in points if math.isfinite(p) and abs(p) <= limit}, key=abs)
+
+
+@lru_cache(maxsize=8)
+def _search_grid(limit: float) -> np.ndarray:
+    inner = np.linspace(-min(limit, 10.0), min(limit, 10.0), 8001)
+    if limit <= 10.0:
+        return inner
+    outer = np.logspace(1.0, math.log10(limit), 4000)
+    return np.unique(np.concatenate([-outer[::-1], inner, outer]))
+
+
+def _first_pole(fn: Callable[[np.ndarray], np.ndarray], points: Sequence[float],
+                scale: float, limit: float) -> float | None:
+    """The first place in ``points`` next to which |f| keeps growing without bound: f is
+    infinite there, or |f| at distances 1e-3, 1e-6, 1e-9 (relative) grows by steps that do
+    not shrink (a pole, or a logarithm) to more than twice the grid's sup |f|."""
+    for x0 in list(points)[:200]:
+        if not abs(x0) <= limit:
+            continue
+        span = max(1.0, abs(x0))
+        deltas = np.array([1e-3, 1e-6, 1e-9]) * span
+        probe = np.concatenate([[x0], x0 - deltas, x0 + deltas])
+        with np.errstate(all="ignore"):
+            values = np.abs(np.asarray(fn(probe), dtype=np.float64))
+        if values.shape != probe.shape:
+            continue
+        if np.isinf(values[0]):
+            return float(x0)
+        for side in (values[1:4], values[4:7]):
+            if np.isinf(side).any() and not np.isnan(side).any():
+                return float(x0)
+            if not np.all(np.isfinite(side)):
+                continue
+            first, second = side[1] - side[0], side[2] - side[1]
+            if first > 0 and second >= 0.5 * first and side[2] > 2 * scale:
+                return float(x0)
+    return None
+
+
 def check_properties(candidate: "Candidate | Expression | str", profile: Profile | None = None,
                      *, compile_check: bool = True, name: str | None = None) -> PropertyReport:
     """Check the four properties of a candidate, an Expression, a built-in name or text.
@@ -430,7 +572,8 @@ def check_properties(candidate: "Candidate | Expression | str", profile: Profile
     else:
         name, text = name or candidate.name, candidate.expression
         expr = parse_expression(text).expr
-    report = check_values(to_numpy(expr), profile, name=name, expression=text)
+    singular = singular_points(expr, profile.grid.far_limit)
+    report = check_values(to_numpy(expr), profile, name=name, expression=text, singular=singular)
     if not compile_check or report.problem:
         return report
     compiled = check_compiled(expr)

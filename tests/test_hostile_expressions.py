@@ -327,6 +327,15 @@ def test_exponent_refusal_names_the_combined_power() -> None:
     assert "x**256" in str(caught.value)
 
 
+@pytest.mark.timeout(30)
+def test_poles_between_grid_points_fail_bounded() -> None:
+    report = check_properties("tan(x/20)/tan(0.5)", compile_check=False)
+    assert not report.passed["bounded"]
+    assert report.evidence["pole_x"] == pytest.approx(10 * math.pi, rel=1e-9)
+    assert "pole near x=31.4159" in report.checks["bounded"].detail
+    for bounded in ("clip(tan(x), -1, 1)", "atan(tan(x))", "x/sqrt(x**2 + 1)", "sigmoid(x) - 1/2"):
+        assert check_properties(bounded, compile_check=False).passed["bounded"], bounded
+
 
 # --------------------------------------------------------------------------- the whole catalog
 
