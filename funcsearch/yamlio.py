@@ -9,6 +9,14 @@ pydantic's error ``loc`` tuples into those lines.
     doc = load_yaml("candidates/mine.yaml")
     family = validate_yaml(Family, doc)            # ConfigError: file:line: field: msg
     doc.line_of(("bases", 2, "expression"))        # -> 14
+
+Limits before work: a file larger than :data:`MAX_BYTES` is refused before it is read in
+full, a document nested deeper than :data:`MAX_YAML_DEPTH` levels is refused while it is
+composed (PyYAML's composer recurses once per level), and one that expands to more than
+:data:`MAX_NODES` values (aliases counted each time they are used) is refused too. Every
+problem is one ConfigError line with the file and, where known, the line. Merge keys
+(``<<: *defaults``, ``<<: [*a, *b]``) work as in YAML 1.1: explicit keys win over merged
+ones, and a merged value is located at the line where it is written (under its anchor).
 """
 
 from __future__ import annotations
@@ -75,9 +83,80 @@ MAX_NODES = 200_000
 """Most YAML nodes a document may expand to (aliases counted each time they are used),
 so that an alias bomb ("billion laughs") is refused instead of eating the memory."""
 
+MAX_BYTES = 4 * 1024 * 1024
+"""Largest YAML file (or text) read: 4 MiB. The catalog's largest file is a few KB; a
+50 MB file took minutes and gigabytes to be refused after parsing."""
+
+MAX_YAML_DEPTH = 100
+"""Most nested levels (mappings and sequences) a document may have."""
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
+
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (a silent overwrite is a bug)."""
+    """SafeLoader that refuses duplicate mapping keys (a silent overwrite is a bug) and
+    documents nested deeper than :data:`MAX_YAML_DEPTH` levels (before Python's recursion
+    limit is met in the composer)."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self._file = file
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels",
+                                  file=self._file, line=mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _mapping_entries(node: yaml.MappingNode, loader: _LineLoader, file: str,
+                     path: Path_) -> dict[Any, tuple[yaml.Node, yaml.Node]]:
+    """key -> ``(key node, value node)`` of a mapping as the constructor will build it:
+    merge keys (``<<: *defaults``) are expanded by PyYAML's own ``flatten_mapping`` (so the
+    lines agree with the data), and a later entry wins, as in the dict. Two explicit
+    entries with the same key are an error; an explicit key may override a merged one."""
+    explicit = {id(key_node) for key_node, _ in node.value
+                if key_node.tag != "tag:yaml.org,2002:merge"}
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" and not (
+                isinstance(value_node, yaml.MappingNode) or (
+                    isinstance(value_node, yaml.SequenceNode)
+                    and all(isinstance(item, yaml.MappingNode) for item in value_node.value))):
+            raise ConfigError("a merge key (<<) needs a mapping or a list of mappings, "
+                              "e.g. <<: *defaults", file=file, line=key_node.start_mark.line + 1)
+    try:
+        loader.flatten_mapping(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(f"invalid merge key (<<): {_one_line(exc.problem or str(exc))}",
+                          file=file, line=mark.line + 1 if mark else None) from None
+    entries: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+    explicit_lines: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise ConfigError("mapping keys must be plain values", file=file, line=line) from None
+        if isinstance(key, (list, dict, set, tuple)):
+            raise ConfigError("mapping keys must be plain values", file=file, line=line)
+        if id(key_node) in explicit:
+            if key in explicit_lines:
+                raise ConfigError(f"duplicate key {key!r} (first at line {explicit_lines[key]})",
+                                  file=file, line=line, field=format_loc(path + (str(key),)))
+            explicit_lines[key] = line
+        entries.pop(key, None)
+        entries[key] = (key_node, value_node)
+    return entries
 
 
 def _record(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: _LineLoader,
@@ -87,19 +166,9 @@ def _record(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: _Line
                           "(after expanding aliases)", file=file, line=node.start_mark.line + 1)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, (list, dict)):
-                raise ConfigError("mapping keys must be plain values", file=file, line=line)
-            if key in seen:
-                raise ConfigError(
-                    f"duplicate key {key!r} (first at line {seen[key]})",
-                    file=file, line=line, field=format_loc(path + (str(key),)))
-            seen[key] = line
+        for key, (key_node, value_node) in _mapping_entries(node, loader, file, path).items():
             child = path + (key if isinstance(key, (str, int)) else str(key),)
-            lines[child] = line
+            lines[child] = key_node.start_mark.line + 1
             _record(value_node, child, lines, loader, file)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -109,9 +178,14 @@ def _record(node: yaml.Node, path: Path_, lines: dict[Path_, int], loader: _Line
 
 
 def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
-    """Parse YAML text safely into a `YamlDocument`; syntax errors become ConfigError."""
-    loader = _LineLoader(text)
+    """Parse YAML text safely into a `YamlDocument`; every problem is a one-line ConfigError
+    with the file and (where known) the line."""
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"YAML text of {_size_text(len(text))} is larger than the limit of "
+                          f"{_size_text(MAX_BYTES)}", file=file)
+    loader = None
     try:
+        loader = _LineLoader(text, file)
         node = loader.get_single_node()
         if node is None:
             return YamlDocument(data=None, file=file, lines={(): 1})
@@ -122,23 +196,55 @@ def parse_yaml(text: str, file: str = "<string>") -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or str(exc)
-        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line) from None
+        raise ConfigError(f"invalid YAML: {_one_line(problem)}", file=file, line=line) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise ConfigError(f"invalid YAML: unacceptable character #x{exc.character:04x} "
+                          "(special characters are not allowed)", file=file, line=line) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+        raise ConfigError(f"invalid YAML: {_one_line(str(exc))}", file=file) from None
+    except RecursionError:
+        raise ConfigError(f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)",
+                          file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDocument(data=data, file=file, lines=lines)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def load_yaml(path: str | Path) -> YamlDocument:
-    """Read and parse a YAML file; a missing or unreadable file is a ConfigError."""
+    """Read and parse a YAML file; a missing, unreadable, too large or non-UTF-8 file is a
+    ConfigError (the size is checked before the file is read in full)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError("file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a folder, not a YAML file", file=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {_one_line(exc.strerror or str(exc))}",
+                          file=str(path)) from None
+    if len(raw) > MAX_BYTES:
+        try:
+            size = _size_text(path.stat().st_size)
+        except OSError:
+            size = f"more than {_size_text(MAX_BYTES)}"
+        raise ConfigError(f"file is {size}, larger than the limit of {_size_text(MAX_BYTES)} "
+                          "for a YAML file", file=str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column} "
+                          "cannot be decoded (save the file as UTF-8)", file=str(path),
+                          line=line) from None
     return parse_yaml(text, file=str(path))
 
 

@@ -85,9 +85,14 @@ class PointwiseNorm(nn.Module):
         super().__init__()
         self.function = resolve_pointwise(fn)
         self.normalized_shape = _shape(dim)
-        alpha_value = float(alpha_init)
-        if not math.isfinite(alpha_value):
-            raise InputError(f"must be a finite number, got {alpha_init!r}", field="alpha_init")
+        try:
+            alpha_value = float(alpha_init)
+        except (TypeError, ValueError, OverflowError):
+            alpha_value = math.nan
+        if isinstance(alpha_init, bool) or not math.isfinite(alpha_value):
+            shown = repr(alpha_init)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise InputError(f"must be a finite number, got {shown}", field="alpha_init")
         self.alpha_init = alpha_value
         self.shift_kind: ShiftKind = normalise_shift(shift)
         self.affine = bool(affine)

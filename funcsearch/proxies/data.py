@@ -20,16 +20,24 @@ Accepted sources (``load_dataset(path)``):
   (grayscale), ``(N, H, W, C)`` or ``(N, C, H, W)`` with ``C`` in {1, 3}; ``uint8``
   values are divided by 255, other integer values must lie in ``[0, 255]`` (also divided
   by 255), float values must already lie in ``[0, 1]``. Labels are a 1-D integer array
-  of the same length with values ``0..K-1``.
+  of the same length with values ``0..K-1``, ``K <= MAX_CLASSES`` (1000).
 
-A wrong path or format raises ``DataError`` naming the path and what is wrong.
+Limits before work: an ``.npz`` is checked from its members' headers (shape and dtype,
+read without decompressing the data) before any array is loaded: only the arrays named
+above are read, none may hold Python objects, and together they hold at most
+:data:`MAX_VALUES` numbers (an 800 KB archive of zeros can otherwise decompress to 10 GB).
+A CIFAR batch file may be at most :data:`MAX_BATCH_BYTES`.
+
+A wrong path or format raises ``DataError`` naming the path and what is wrong, in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +54,14 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch"
+MAX_CLASSES = 1000
+"""Most classes of an image dataset: labels are 0..K-1 with K at most this (a stray label of
+5,000,000 would otherwise build a 5,000,001-way head)."""
+MAX_VALUES = 400_000_000
+"""Most numbers the arrays of one ``.npz`` may hold together (1.6 GB as float32; CIFAR-10 is
+184 million)."""
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+"""Largest CIFAR-10 batch file read (the real ones are 31 MB)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,12 +158,24 @@ class _ArrayUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise DataError(f"cannot read: {_one_line(error)}", file=str(path)) from None
+    if size > MAX_BATCH_BYTES:
+        raise DataError(f"file is {size} bytes, more than the {MAX_BATCH_BYTES} a CIFAR-10 batch "
+                        "may have", file=str(path))
     try:
         with open(path, "rb") as handle:
             batch = _ArrayUnpickler(io.BytesIO(handle.read()), encoding="bytes").load()
     except Exception as error:  # any unpickling problem is a format problem
-        raise DataError(f"cannot read as a CIFAR-10 pickle batch: {error}", file=str(path)) from None
+        raise DataError(f"cannot read as a CIFAR-10 pickle batch: {_one_line(error)}",
+                        file=str(path)) from None
     if not isinstance(batch, dict):
         raise DataError(f"expected a pickled dict, found {type(batch).__name__}", file=str(path))
     data = batch.get(b"data", batch.get("data"))
@@ -171,27 +199,86 @@ def load_npz(path: str | Path) -> ImageDataset:
     """A ``.npz`` with ``x_train/y_train/x_test/y_test`` or ``images/labels`` (module docstring)."""
     path = Path(path)
     where = str(path)
+    members = _npz_members(path)
+    split_keys = ("x_train", "y_train", "x_test", "y_test")
+    if all(k in members for k in split_keys):
+        keys: tuple[str, ...] = split_keys
+    elif "images" in members and "labels" in members:
+        keys = ("images", "labels")
+    else:
+        found = ", ".join(sorted(members)[:20]) or "no arrays"
+        raise DataError(
+            f"expected arrays x_train, y_train, x_test, y_test or images, labels; found {found}",
+            file=where,
+        )
+    headers = _npz_headers(path, {key: members[key] for key in keys})
+    total = 0
+    for key in keys:
+        shape, dtype = headers[key]
+        if dtype.hasobject:
+            raise DataError(f"{key} holds Python objects (dtype {dtype}), not numbers",
+                            file=where, field=key)
+        if dtype.kind not in "uif":
+            what = "integers" if key.startswith(("y_", "labels")) else "integer or float"
+            raise DataError(f"{key} must be {what}, found dtype {dtype}", file=where, field=key)
+        total += math.prod(shape)
+    if total > MAX_VALUES:
+        raise DataError(f"the arrays hold {total:,} numbers, more than the limit of "
+                        f"{MAX_VALUES:,}", file=where)
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+            arrays = {key: archive[key] for key in keys}
     except Exception as error:
-        raise DataError(f"cannot read as a .npz archive: {error}", file=where) from None
-    split_keys = ("x_train", "y_train", "x_test", "y_test")
-    if all(k in arrays for k in split_keys):
+        raise DataError(f"cannot read as a .npz archive: {_one_line(error)}", file=where) from None
+    if keys == split_keys:
         return _pack(path.stem, *(arrays[k] for k in split_keys), where)
-    if "images" in arrays and "labels" in arrays:
-        images = _to_nchw(arrays["images"], where, "images")
-        return _split_and_pack(path.stem, images, _check_labels(arrays["labels"], images, where, "labels"),
-                               source=where)
-    found = ", ".join(sorted(arrays)) or "no arrays"
-    raise DataError(
-        f"expected arrays x_train, y_train, x_test, y_test or images, labels; found {found}",
-        file=where,
-    )
+    images = _to_nchw(arrays["images"], where, "images")
+    return _split_and_pack(path.stem, images, _check_labels(arrays["labels"], images, where, "labels"),
+                           source=where)
+
+
+MAX_NPZ_MEMBERS = 1000
+"""Most members an ``.npz`` may list."""
+
+
+def _npz_members(path: Path) -> dict[str, str]:
+    """Array name -> member name of the ``.npy`` members of an ``.npz`` (nothing is read)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except Exception as error:  # not a zip file, unreadable
+        raise DataError(f"cannot read as a .npz archive: {_one_line(error)}", file=str(path)) from None
+    if len(names) > MAX_NPZ_MEMBERS:
+        raise DataError(f"archive lists {len(names)} members, more than {MAX_NPZ_MEMBERS}",
+                        file=str(path))
+    return {name[:-4]: name for name in names if name.endswith(".npy")}
+
+
+def _npz_headers(path: Path, members: dict[str, str]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of the given ``.npy`` members, read from their headers only."""
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    key = ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for key, name in members.items():
+                with archive.open(name) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format._read_array_header(member, version)
+                headers[key] = (tuple(int(n) for n in shape), np.dtype(dtype))
+    except Exception as error:  # a member that is not an .npy array, a bad header
+        raise DataError(f"cannot read as a .npz archive: {_one_line(error)}", file=str(path),
+                        field=key or None) from None
+    return headers
 
 
 def _to_nchw(images: np.ndarray, where: str, key: str) -> np.ndarray:
     """Images as float32 ``(N, C, H, W)`` in [0, 1]; DataError on any other layout or range."""
+    given = images.shape
     if images.ndim == 3:
         images = images[:, None, :, :]
     elif images.ndim == 4:
@@ -209,6 +296,8 @@ def _to_nchw(images: np.ndarray, where: str, key: str) -> np.ndarray:
         )
     if images.shape[0] == 0:
         raise DataError(f"{key} is empty", file=where, field=key)
+    if images.size == 0:
+        raise DataError(f"{key} has an axis of size 0 (shape {given})", file=where, field=key)
     if np.issubdtype(images.dtype, np.integer):
         low, high = int(images.min()), int(images.max())
         if low < 0 or high > 255:
@@ -236,6 +325,9 @@ def _check_labels(labels: np.ndarray, images: np.ndarray, where: str, key: str) 
         raise DataError(f"{key} must be integers, found dtype {labels.dtype}", file=where, field=key)
     if labels.min() < 0:
         raise DataError(f"{key} must be in 0..K-1, found {int(labels.min())}", file=where, field=key)
+    if int(labels.max()) >= MAX_CLASSES:
+        raise DataError(f"{key} must be class indices 0..K-1 with K at most {MAX_CLASSES}, "
+                        f"found label {int(labels.max())}", file=where, field=key)
     return labels.astype(np.int64)
 
 
