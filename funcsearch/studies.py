@@ -174,11 +174,22 @@ def summarize_studies(root: str | Path, top: int = 3, reference: str | Path | No
     studies: list[StudySummary] = []
     calibrations: list[CalibrationSummary] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if is_results_folder(folder):
-            studies.append(summarize_study(folder, top=top, reference=reference_set))
-        elif (folder / "recipes.parquet").exists():
-            calibrations.append(summarize_calibration(folder))
+        try:
+            if is_results_folder(folder):
+                studies.append(summarize_study(folder, top=top, reference=reference_set))
+            elif (folder / "recipes.parquet").exists():
+                calibrations.append(summarize_calibration(folder))
+        except Exception as exc:  # noqa: BLE001 - one unreadable study must not hide the others
+            warn_unreadable(folder, exc)
     return studies, calibrations
+
+
+def warn_unreadable(folder: Path, exc: Exception) -> None:
+    """One line on stderr for a study that cannot be read; the index goes on without it."""
+    import sys
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"warning: {folder}: skipped, cannot be read: {text}", file=sys.stderr)
 
 
 def _minutes(seconds: float) -> str:

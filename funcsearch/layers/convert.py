@@ -92,6 +92,10 @@ def convert_norms(model: nn.Module, fn: FunctionLike, *, alpha_init: AlphaInit =
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"expected an nn.Module, got {type(model).__name__}", field="model")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InputError(f"{type(model).__name__} is a TorchScript (scripted or traced) module: its "
+                         "norms are compiled into its graph and cannot be swapped; convert the "
+                         "Python model, then script or trace it", field="model")
     types = _norm_types(extra_types)
     shift_kind = normalise_shift(shift)
     target = _target(fn)

@@ -9,6 +9,7 @@ names the key.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
@@ -49,6 +50,15 @@ class TrainConfig(BaseModel):
     alpha_init_final: float | None = Field(
         None, description="alpha init of the final norm; null = the function's alpha_init"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError(f"{key} must be a finite number, got {value}")
+        return data
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> "TrainConfig":

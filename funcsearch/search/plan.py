@@ -272,6 +272,21 @@ def resolve_proxy_config(config: SearchConfig, proxy: str, extra: dict[str, Any]
         raise config.error(exc.message, *path) from None
 
 
+def check_data(config: SearchConfig) -> None:
+    """Every ``proxies.<p>.data`` exists and its proxy can load it: checked before any trial
+    starts, the error at that line (not after every trial has failed)."""
+    for proxy, settings in config.proxies.items():
+        if not settings.data:
+            continue
+        path = _resolve_path(config, settings.data)
+        if not path.exists():
+            raise config.error(f"no such file or folder: {settings.data}", "proxies", proxy, "data")
+        try:
+            proxy_info(proxy).load_data(str(path.resolve()))
+        except InputError as exc:
+            raise config.error(str(exc), "proxies", proxy, "data") from None
+
+
 def check_sweep_params(config: SearchConfig) -> None:
     """Every swept name is a unified-form field or a setting of each swept proxy."""
     if config.sweep is None:

@@ -36,7 +36,7 @@ from rich.console import Console
 from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.search.config import SearchConfig, load_search_config
 from funcsearch.search.keys import digest
-from funcsearch.search.plan import (FunctionSelection, Unit, check_sweep_params, epoch_metric,
+from funcsearch.search.plan import (FunctionSelection, Unit, check_data, check_sweep_params, epoch_metric,
                                     proxy_info, resolve_proxy_config, select_functions)
 from funcsearch.search.progress import Counts, SearchProgress
 from funcsearch.search.schedule import Decision, RunRequest, is_complete, schedule
@@ -254,6 +254,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 
     selection = select_functions(config)
     check_sweep_params(config)
+    check_data(config)
     metrics = {proxy: epoch_metric(config, proxy) for proxy in config.proxies}
     for proxy in config.proxies:  # bad overrides are reported before anything starts
         resolve_proxy_config(config, proxy, {}, ("proxies", proxy, "overrides"))
@@ -261,9 +262,14 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
     _check_output(store.folder, config)
     with store.locked():
         gpus_asked = config.resources.gpus_per_trial or (1.0 if config.resources.device == "cuda" else 0.0)
-        owned, width, where = connect(address or config.ray.address,
-                                      concurrency or config.resources.concurrency,
-                                      config.resources.cpus_per_trial, gpus_asked)
+        try:
+            owned, width, where = connect(address or config.ray.address,
+                                          concurrency or config.resources.concurrency,
+                                          config.resources.cpus_per_trial, gpus_asked)
+        except InputError as exc:
+            if address is None and config.ray.address:  # from the config: name its line
+                raise config.error(exc.message, "ray", "address") from None
+            raise
         try:
             device, gpus_per_trial = resolve_device(config)
             sweeper = Sweeper(config, selection.functions, store.folder, device)

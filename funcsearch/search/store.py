@@ -335,7 +335,14 @@ class ResultsStore:
         """The latest plan (list of dicts with ``trial_key`` ...) or None if never written."""
         if not self.plan_path.exists():
             return None
-        return json.loads(self.plan_path.read_text())
+        try:
+            plan = json.loads(self.plan_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"not a plan (JSON list of trials): {exc}", file=str(self.plan_path)) from None
+        if not isinstance(plan, list) or not all(isinstance(p, dict) and "trial_key" in p for p in plan):
+            raise DataError("not a plan: expected a JSON list of {trial_key, candidate, ...} objects "
+                            "(delete it: the next search rewrites it)", file=str(self.plan_path))
+        return plan
 
     def read_current(self) -> pd.DataFrame:
         """Rows of the latest plan only (older configs' trials stay stored but are skipped)."""
