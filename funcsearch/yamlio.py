@@ -267,22 +267,21 @@ def validate_yaml(model: type[ModelT], doc: YamlDocument, *,
                   context: dict[str, Any] | None = None) -> ModelT:
     """Validate ``doc.data`` with a pydantic model; errors become one located ConfigError.
 
-    The first error carries the line; further errors are appended on following lines so
-    the user sees everything that is wrong in one go.
-    """
+    One line: the first problem with its file, line and field, and how many other places are
+    wrong (the alternatives pydantic tries for one union field count as one place)."""
     try:
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        located = []
+        located: dict[str, tuple[int | None, str, str]] = {}
         for err in errors:
             loc = tuple(err.get("loc", ()))
             data_loc = _data_loc(doc, loc, keep_last=err.get("type") == "missing")
-            located.append((doc.line_of(data_loc), format_loc(data_loc), _pydantic_message(err)))
-        line, where, message = located[0]
-        extra = "".join(
-            f"\n  {doc.file}:{ln}: {fld + ': ' if fld else ''}{msg}" for ln, fld, msg in located[1:]
-        )
+            where = format_loc(data_loc)
+            located.setdefault(where, (doc.line_of(data_loc), where, _pydantic_message(err)))
+        line, where, message = next(iter(located.values()))
+        others = len(located) - 1
+        extra = f" (and {others} more problem{'s' if others > 1 else ''} below)" if others else ""
         raise ConfigError(message + extra, file=doc.file, line=line, field=where or None) from None
 
 
