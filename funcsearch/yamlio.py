@@ -281,7 +281,7 @@ def validate_yaml(model: type[ModelT], doc: YamlDocument, *,
             located.setdefault(where, (doc.line_of(data_loc), where, _pydantic_message(err)))
         line, where, message = next(iter(located.values()))
         others = len(located) - 1
-        extra = f" (and {others} more problem{'s' if others > 1 else ''} below)" if others else ""
+        extra = f" (and {others} more problem{'s' if others > 1 else ''} in this file)" if others else ""
         raise ConfigError(message + extra, file=doc.file, line=line, field=where or None) from None
 
 

@@ -112,7 +112,7 @@ def error_of(tmp_path: Path, text: str) -> InputError:
      ExpressionError),
     # a misspelt key gives two errors on one line: the missing key, and that one more is wrong
     ("expression: sin(x)", "expresion: sin(x)", 5, "bases[1].expression",
-     "field required (and 1 more problem below)", ConfigError),
+     "field required (and 1 more problem in this file)", ConfigError),
     ("name: wave", "name: wa|ve", 5, "bases[1].name", "must start with a letter", ConfigError),
     ("name: wave", "name: erf", 1, None, "base name 'erf' is used twice", ConfigError),
     ("  - transform: negate\n    optional: true", "  - transform: negate\n    values: [1]", 17,
