@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import sympy as sp
@@ -46,8 +46,13 @@ from funcsearch.expressions import (X, CompileCheck, Expression, check_compiled,
                                     to_numpy)
 from funcsearch.yamlio import load_yaml, validate_yaml
 
-if TYPE_CHECKING:
-    from funcsearch.candidates import Candidate
+
+class NamedExpression(Protocol):
+    """Anything with a ``name`` and an ``expression`` text (a ``Candidate``, a search's
+    function entry): properties need no import of the candidates module."""
+
+    name: str
+    expression: str
 
 __all__ = ["PROPERTIES", "Profile", "load_profile", "default_profile_path", "PropertyCheck",
            "PropertyReport", "check_properties", "check_values", "Grid", "singular_points"]
@@ -548,7 +553,7 @@ def _first_pole(fn: Callable[[np.ndarray], np.ndarray], points: Sequence[float],
     return None
 
 
-def check_properties(candidate: "Candidate | Expression | str", profile: Profile | None = None,
+def check_properties(candidate: "NamedExpression | Expression | str", profile: Profile | None = None,
                      *, compile_check: bool = True, name: str | None = None) -> PropertyReport:
     """Check the four properties of a candidate, an Expression, a built-in name or text.
 
