@@ -33,7 +33,9 @@ from scipy import stats
 
 from funcsearch.expressions import fingerprint
 from funcsearch.metrics import orient
-from funcsearch.references import ReferenceSet
+from funcsearch.named import NORM_BASELINES
+from funcsearch.ranking import spearman_interval
+from funcsearch.references import ReferenceSet, norm_key
 
 USED_STATUSES = ("ok", "diverged")
 
@@ -85,6 +87,18 @@ class FidelityReport:
     false_alarms: int
     patterns: list[StudyPattern] = field(default_factory=list)
     table: pd.DataFrame | None = None  # one row per shared function
+    spearman_fisher: Interval = Interval(float("nan"), float("nan"), float("nan"))
+    reference: str = ""
+
+    @property
+    def sample(self) -> str:
+        """Whether the figure is in sample: every shipped reference is released calibration
+        data (recipes are tuned on it); only a reference of your own can be held out."""
+        return "in-sample: released calibration data" if self._shipped else "against your reference"
+
+    @property
+    def _shipped(self) -> bool:
+        return "funcsearch/data/references" in self.reference.replace("\\", "/")
 
     @property
     def failure_agreement(self) -> float:
@@ -103,7 +117,9 @@ class FidelityReport:
             "proxy": self.proxy, "metric": self.metric, "studies": ",".join(self.studies),
             "n_shared": self.n_shared, "n_seeds": self.n_seeds,
             "spearman": self.spearman.estimate, "spearman_low": self.spearman.low,
-            "spearman_high": self.spearman.high, "kendall": self.kendall.estimate,
+            "spearman_high": self.spearman.high, "spearman_fisher_low": self.spearman_fisher.low,
+            "spearman_fisher_high": self.spearman_fisher.high, "sample": self.sample,
+            "kendall": self.kendall.estimate,
             "kendall_low": self.kendall.low, "kendall_high": self.kendall.high,
             "top_k": self.top_k, "top_k_overlap": self.top_k_overlap,
             "reference_failures": self.reference_failures, "failures_caught": self.failures_caught,
@@ -117,12 +133,14 @@ class FidelityReport:
         lines = [
             f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against the reference",
             "",
-            f"Studies: {', '.join(self.studies)}. Shared functions: {self.n_shared}; seeds: {self.n_seeds}.",
+            f"Studies: {', '.join(self.studies)}. Shared functions: {self.n_shared}; seeds: {self.n_seeds}. "
+            f"Figures are {self.sample}.",
             "",
             "| measure | value |",
             "| --- | --- |",
-            f"| Spearman (95% bootstrap over seeds) | {self.spearman} |",
-            f"| Kendall tau-b (95% bootstrap over seeds) | {self.kendall} |",
+            f"| Spearman (95% bootstrap over functions and seeds) | {self.spearman} |",
+            f"| Spearman, Fisher-z 95% interval | {self.spearman_fisher} |",
+            f"| Kendall tau-b (95% bootstrap over functions and seeds) | {self.kendall} |",
             f"| top-{self.top_k} overlap | {self.top_k_overlap:.2f} |",
             f"| reference divergences caught (proxy failure or among its worst) | "
             f"{self.failures_caught}/{self.reference_failures} |",
@@ -140,8 +158,9 @@ class FidelityReport:
                 f"{_cell(p.missed)} | {_cell(p.false_alarms)} | "
                 f"{'yes' if p.reproduced else 'no'} |"
             )
-        lines += ["", "A proxy failure = at least half the seeds diverged. Intervals are percentile "
-                  "bootstraps over seeds; with 3 seeds they are wide."]
+        lines += ["", "A proxy failure = at least half the seeds diverged. A study's pattern is counted "
+                  "when the search ran at least half of its functions. Bootstrap intervals resample "
+                  "functions and seeds together; with few of either they are wide."]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,8 +196,9 @@ def seed_matrix(trials: pd.DataFrame, proxy: str) -> tuple[pd.DataFrame, pd.Data
         full = rows["stop_epoch"].isna()
         rows = rows[full] if full.any() else rows
     cache: dict[str, str] = {}
-    rows["fingerprint"] = [cache.setdefault(e, fingerprint(e)) if isinstance(e, str) and e else None
-                           for e in rows["expression"]]
+    rows["fingerprint"] = [cache.setdefault(e, fingerprint(e)) if isinstance(e, str) and e
+                           else (norm_key(c) if str(c).lower() in NORM_BASELINES else None)
+                           for e, c in zip(rows["expression"], rows["candidate"])]
     rows = rows[rows["fingerprint"].notna()]
     rows["oriented"] = _oriented(rows)
     rows["diverged"] = rows["status"] == "diverged"
@@ -186,6 +206,7 @@ def seed_matrix(trials: pd.DataFrame, proxy: str) -> tuple[pd.DataFrame, pd.Data
     diverged = rows.pivot_table(index="fingerprint", columns="seed", values="diverged", aggfunc="max")
     scores = scores.reindex(index=diverged.index, columns=diverged.columns)  # all-diverged rows too
     metric = str(rows["primary_metric"].iloc[0]) if "primary_metric" in rows else "score"
+    scores.attrs["names"] = rows.groupby("fingerprint")["candidate"].first().to_dict()
     return scores, diverged.astype(float), metric
 
 
@@ -197,9 +218,10 @@ def matching_shift(trials: pd.DataFrame, reference: ReferenceSet, proxy: str) ->
     (or averaging the two, as an s ablation would) measures the wrong thing."""
     if reference.shift is None or "shift" not in trials:
         return trials
-    keep = trials["shift"].fillna(reference.shift).astype(str) == reference.shift
-    # this proxy's point-wise trials (baselines carry no expression and never join)
-    mine = (trials["proxy"] == proxy) & (trials["expression"].fillna("").astype(str) != "")
+    pointwise = trials["expression"].fillna("").astype(str) != ""
+    # LayerNorm / RMSNorm have no learnable shift to disagree on: they always compare
+    keep = (trials["shift"].fillna(reference.shift).astype(str) == reference.shift) | ~pointwise
+    mine = (trials["proxy"] == proxy) & pointwise
     if mine.any() and not (keep & mine).any():
         found = ", ".join(sorted(set(trials.loc[mine, "shift"].astype(str))))
         raise ValueError(f"the reference was run with shift={reference.shift} and this search's "
@@ -280,14 +302,17 @@ def measure_fidelity(
     spearman, kendall = _correlations(proxy_values, ref_values)
     rng = np.random.default_rng(seed)
     n_seeds = score_arr.shape[1]
+    n_functions = len(shared)
     boot_s, boot_k = [], []
-    for _ in range(bootstrap if n_seeds > 1 else 0):
+    for _ in range(bootstrap):  # functions and seeds resampled together
+        rows = rng.integers(0, n_functions, n_functions)
         pick = rng.integers(0, n_seeds, n_seeds)
-        values, _ = _values(score_arr[:, pick], diverged_arr[:, pick])
-        s, k = _correlations(values, ref_values)
+        values, _ = _values(score_arr[rows][:, pick], diverged_arr[rows][:, pick])
+        s, k = _correlations(values, ref_values[rows])
         if not math.isnan(s):
             boot_s.append(s)
             boot_k.append(k)
+    _, fisher_low, fisher_high, _ = spearman_interval(_finite_ranks(proxy_values), _finite_ranks(ref_values))
 
     def interval(estimate: float, samples: list[float]) -> Interval:
         if not samples:
@@ -295,8 +320,10 @@ def measure_fidelity(
         low, high = np.percentile(samples, [2.5, 97.5])
         return Interval(estimate, float(low), float(high))
 
-    names = ref_by_fp.loc[shared, "name"].tolist()
+    search_names = scores.attrs.get("names", {})
+    names = [search_names.get(fp) or ref_by_fp.loc[fp, "name"] for fp in shared]  # the search's own names
     n = len(shared)
+    study_sizes = ref.groupby("study")["fingerprint"].nunique().to_dict()
     working = ~ref_failed
     k = max(1, min(top_k, int(working.sum())))
     ref_order = [i for i in np.argsort(-np.where(working, ref_values, -np.inf), kind="stable") if working[i]]
@@ -313,6 +340,8 @@ def measure_fidelity(
     study_names = sorted({s for joined in study_of for s in joined.split(",")})
     for study in study_names:
         members = [i for i in range(n) if study in study_of[i].split(",")]
+        if 2 * len(members) < study_sizes.get(study, 0):
+            continue  # a study is a pattern only where the search ran most of it (not a shared base)
         bad = [i for i in members if ref_failed[i]]
         if not bad:
             size = math.ceil(worst_fraction * len(members))
@@ -341,6 +370,7 @@ def measure_fidelity(
     return FidelityReport(
         proxy=proxy, metric=metric, studies=study_names, n_shared=n, n_seeds=n_seeds,
         spearman=interval(spearman, boot_s), kendall=interval(kendall, boot_k),
+        spearman_fisher=Interval(spearman, fisher_low, fisher_high), reference=reference.source,
         top_k=k, top_k_overlap=overlap,
         reference_failures=int(ref_failed.sum()), failures_caught=caught_total,
         proxy_failures=int(proxy_failed.sum()),
@@ -351,30 +381,49 @@ def measure_fidelity(
 
 def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | None = None,
                    proxy: str | None = None) -> list[str]:
-    """One sentence per proxy for the end of a leaderboard: the fidelity measured on this
-    study's functions against a reference (default: the shipped paper tables), or why it
-    cannot be measured here. A ranking is printed with its noise and its fidelity."""
-    from funcsearch.references import load_reference
+    """One sentence per proxy and reference for the end of a leaderboard: the fidelity measured
+    on this study's functions, or why it cannot be measured here. Without ``reference``, each
+    proxy is compared with the full-scale references it declares (its own task's results);
+    proxies of no registered kind fall back to the shipped paper tables. A ranking is printed
+    with its noise and its fidelity."""
+    from funcsearch.proxies.registry import PROXIES
+    from funcsearch.references import PAPER_REFERENCE, load_reference
     from funcsearch.search.store import read_results
 
     frame = results if isinstance(results, pd.DataFrame) else read_results(Path(results))
-    reference_set = load_reference(reference)
-    name = Path(reference_set.source).name
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
     lines = []
     for each in proxies:
-        try:
-            report = measure_fidelity(frame, reference_set, proxy=each)
-        except ValueError as exc:
-            lines.append(f"Fidelity {each}: not measured on this study ({exc}). The fidelity of a proxy "
-                         "recipe is measured on reference studies with `funcsearch calibrate`.")
+        if reference is not None:
+            names: tuple[str | Path, ...] = (reference,)
+        elif each in PROXIES:
+            names = PROXIES[each].references
+        else:
+            names = (PAPER_REFERENCE,)
+        if not names:
+            lines.append(f"Fidelity {each}: not measured (the proxy declares no full-scale reference).")
             continue
-        s = report.spearman
-        interval = "" if math.isnan(s.low) else f" [{s.low:+.2f}, {s.high:+.2f}]"
-        lines.append(f"Fidelity {each} vs {name}: Spearman {s.estimate:+.2f}{interval} over "
-                     f"{report.n_shared} shared functions; reference divergences caught "
-                     f"{report.failures_caught}/{report.reference_failures} "
-                     "(`funcsearch fidelity` gives the full measure).")
+        reasons = []
+        for name in names:
+            reference_set = load_reference(name)
+            label = Path(reference_set.source).name
+            try:
+                report = measure_fidelity(frame, reference_set, proxy=each)
+            except ValueError as exc:
+                reasons.append(f"{label}: {exc}")
+                continue
+            s = report.spearman
+            interval = "" if math.isnan(s.low) else f" [{s.low:+.2f}, {s.high:+.2f}]"
+            caught = (f"; reference divergences caught {report.failures_caught}/{report.reference_failures}"
+                      if report.reference_failures else "")
+            lines.append(f"Fidelity {each} vs {label} ({report.sample}): Spearman {s.estimate:+.2f}"
+                         f"{interval} over {report.n_shared} shared functions{caught} "
+                         "(`funcsearch fidelity` gives the full measure).")
+            reasons = []
+            break
+        if reasons:
+            lines.append(f"Fidelity {each}: not measured on this study ({'; '.join(reasons)}). The fidelity "
+                         "of a proxy recipe is measured on reference studies with `funcsearch calibrate`.")
     return lines
 
 

@@ -4,7 +4,7 @@ A reference set is a CSV file, one row per full-scale run:
 
 | column | meaning |
 | --- | --- |
-| `expression` | the point-wise function f in the expression language (required) |
+| `expression` | the point-wise function f in the expression language (required; empty for a statistics-based norm, whose `name` is then `layernorm` or `rmsnorm`) |
 | `value` | the full-scale metric (e.g. ImageNet top-1 %); empty when the run failed |
 | `failed` | `yes`/`no` (or true/false, 1/0): the run diverged or failed |
 | `study` | a group name (e.g. `shift`); fidelity can be computed per group |
@@ -15,7 +15,14 @@ A reference set is a CSV file, one row per full-scale run:
 Other columns are kept and ignored. Rows join with a search's trials by the function's
 numeric fingerprint, so spelling does not matter (``erf(x+0)`` matches ``erf(x)``).
 
-The shipped set (:data:`PAPER_REFERENCE`) is the Derf paper's property studies (Tables
+Shipped sets (``funcsearch fidelity --reference NAME``), all of them the *released
+calibration data*: a recipe tuned on them is measured in sample against them (the paper's
+other 8 searched functions are held back on purpose).
+
+- ``paper_search_vit_b`` / ``paper_search_dit_b4`` / ``paper_search_dit_l4``: 8 of the
+  paper's 16 searched functions and LayerNorm at full scale with the learnable shift
+  (ViT-B top-1 %, DiT-B/4 and DiT-L/4 FID-50K), one file per metric.
+- :data:`PAPER_REFERENCE`, the default: the Derf paper's property studies (Tables
 1-6, ViT-Base on ImageNet-1K, 123 runs): the original columns plus ``expression``,
 converted from the paper's notation by :func:`paper_formula_to_expression` (``u`` is the
 input after the learnable scale; arctan is read as ``2/pi*atan``, the rescaled arctan of
@@ -34,11 +41,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from funcsearch.errors import DataError, ExpressionError
+from funcsearch.errors import DataError
 from funcsearch.expressions import fingerprint, parse_expression
+from funcsearch.named import NORM_BASELINES
 
 PAPER_REFERENCE = "paper_property_tables.csv"
-"""File name of the shipped reference set inside ``funcsearch/data/references/``."""
+"""File name of the default shipped reference set inside ``funcsearch/data/references/``."""
+SEARCH_REFERENCES: dict[str, str] = {
+    "paper_search_vit_b.csv": "ViT-B top-1 %", "paper_search_dit_b4.csv": "DiT-B/4 FID",
+    "paper_search_dit_l4.csv": "DiT-L/4 FID"}
+"""The shipped function-search references (8 released functions + LayerNorm, with s)."""
 SHIFTS = ("none", "scalar", "vector")
 """The settings of the learnable shift s a reference may state (as in search configs)."""
 
@@ -110,10 +122,14 @@ def load_reference(name_or_path: str | Path | None = None) -> ReferenceSet:
     for index, record in raw.iterrows():
         line = int(index) + 2  # header is line 1
         text = record["expression"].strip()
-        try:
+        norm = record.get("name", "").strip().lower()
+        if not text and norm in NORM_BASELINES:  # LayerNorm / RMSNorm: joined by name
+            expression = None
+        elif not text:
+            raise DataError(f"empty expression (allowed only for {' / '.join(NORM_BASELINES)}, "
+                            "named in the 'name' column)", file=str(path), line=line, field="expression")
+        else:
             expression = parse_expression(text, file=str(path), line=line, field="expression")
-        except ExpressionError:
-            raise
         failed_text = record[failed_column].strip().lower() if failed_column else ""
         if failed_text not in _TRUE | _FALSE:
             raise DataError(f"'{record[failed_column]}' is not yes/no", file=str(path), line=line,
@@ -136,14 +152,19 @@ def load_reference(name_or_path: str | Path | None = None) -> ReferenceSet:
             **{k: v for k, v in record.items()},
             "name": name,
             "study": record.get("study", "") or "all",
-            "expression": expression.text,
+            "expression": expression.text if expression is not None else None,
             "value": value,
             "failed": failed,
-            "fingerprint": fingerprint(expression),
+            "fingerprint": fingerprint(expression) if expression is not None else norm_key(norm),
             "line": line,
         })
     table = pd.DataFrame(rows)
     return ReferenceSet(table=table, higher_is_better=higher, source=str(path), shift=shift)
+
+
+def norm_key(name: str) -> str:
+    """The join key of a statistics-based norm (it has no expression to fingerprint)."""
+    return f"norm:{name.strip().lower()}"
 
 
 def _default_name(record: pd.Series) -> str:

@@ -50,18 +50,22 @@ def test_fidelity_matches_a_hand_computed_case(tmp_path: Path) -> None:
     assert report.spearman.estimate == pytest.approx(0.4)
     # Kendall: 4 concordant, 2 discordant pairs of 6 -> 1/3
     assert report.kendall.estimate == pytest.approx(1 / 3)
-    # both seeds give the same order, so every bootstrap resample does too
-    assert report.spearman.low == pytest.approx(0.4) and report.spearman.high == pytest.approx(0.4)
+    # both seeds give the same order, but the bootstrap resamples the 4 functions too: an
+    # interval over seeds only would be [+0.40, +0.40], a certainty 4 functions cannot give
+    assert report.spearman.low < 0.4 < report.spearman.high
+    assert report.spearman.high - report.spearman.low > 0.5
+    # Fisher-z: n = 4 gives se = sqrt(1.06) and a wide interval around 0.4
+    assert report.spearman_fisher.low < 0 < 0.4 < report.spearman_fisher.high
     assert report.top_k_overlap == pytest.approx(0.5)  # {A, B} vs {C, A}
     assert (report.reference_failures, report.failures_caught) == (1, 1)
     assert (report.proxy_failures, report.false_alarms) == (1, 0)
     assert report.failure_agreement == pytest.approx(1.0)
     assert report.n_shared == 4 and report.n_seeds == 2
     by_study = {p.study: p for p in report.patterns}
-    assert by_study["s2"].reproduced and by_study["s2"].caught == ["D"]
+    assert by_study["s2"].reproduced and by_study["s2"].caught == ["erf(2 + x)"]  # the search's name for D
     # s1 has no failures: its "bad" set is its worst working function (B), which is the
     # proxy's worst of the two as well
-    assert by_study["s1"].reference_bad == ["B"] and by_study["s1"].reproduced
+    assert by_study["s1"].reference_bad == ["tanh(x)"] and by_study["s1"].reproduced  # B
     assert "Spearman" in report.to_markdown()
 
 
@@ -193,3 +197,21 @@ def test_a_reference_with_two_shifts_is_rejected(tmp_path: Path) -> None:
     path.write_text("expression,value,failed,shift\nerf(x),82,no,sometimes\n")
     with pytest.raises(DataError, match="'sometimes' is not one of none, scalar, vector"):
         load_reference(path)
+
+
+def test_a_pattern_counts_once_per_study_the_search_ran_and_names_the_search_functions(tmp_path: Path) -> None:
+    """A study whose functions the search ran only one of (a shared base) is not a pattern."""
+    reference = tmp_path / "ref.csv"
+    reference.write_text("study,name,expression,value,failed\n"
+                         "s1,A,erf(x),82,no\ns1,B,tanh(x),81,no\ns1,D,erf(x+2),,yes\n"
+                         "s2,A,erf(x),82,no\ns2,E,sin(x),,yes\ns2,F,x/(1+x**2),,yes\n")
+    trials = _trials()
+    report = measure_fidelity(trials, load_reference(reference), proxy="vit", top_k=2)
+    assert [p.study for p in report.patterns] == ["s1"]  # s2: only erf of its 3 functions ran
+    assert set(report.table["name"]) <= set(trials["candidate"])  # the search's own names
+
+
+def test_search_references_join_layernorm_by_name_whatever_its_shift() -> None:
+    reference = load_reference("paper_search_dit_b4")
+    assert not reference.higher_is_better and reference.shift == "scalar"
+    assert "norm:layernorm" in set(reference.table["fingerprint"])

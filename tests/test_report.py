@@ -53,7 +53,7 @@ def test_report_writes_one_self_contained_page_with_every_section(tmp_path: Path
     assert "dit: no evaluation-mode training loss recorded." in page
     # the fidelity section against the shipped paper tables, one per proxy
     assert page.count("Fidelity of proxy ") == 2
-    assert "Spearman (95% bootstrap over seeds)" in page and "study failure patterns reproduced" in page
+    assert "Spearman (95% bootstrap over functions and seeds)" in page and "study failure patterns reproduced" in page
 
 
 def test_report_command_defaults_to_a_report_folder_inside_the_results(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_leaderboard_with_a_reference_appends_the_fidelity_table(tmp_path: Path)
     assert result.exit_code == 0, result.output
     text = result.output
     assert text.index("# Leaderboard: study") < text.index("## Fidelity against paper_property_tables.csv")
-    assert "| Spearman (95% bootstrap over seeds) |" in text
+    assert "| Spearman (95% bootstrap over functions and seeds) |" in text
     assert "| study | n | reference bad (diverged or worst) | caught | missed | false alarms | reproduced |" in text
     result = runner.invoke(app, ["leaderboard", str(folder), "--format", "csv", "--reference",
                                  "paper_property_tables.csv"])

@@ -308,4 +308,5 @@ PROXY = Proxy(
            "fid_samples": 0},
     description="DiT-style class-conditional diffusion on 8x8 digits; fid in a small classifier's feature space",
     data_help="CIFAR-10 python folder or .npz of images (default: the embedded digits)",
+    references=("paper_search_dit_b4.csv", "paper_search_dit_l4.csv"),
 )

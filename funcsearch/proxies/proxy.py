@@ -53,6 +53,9 @@ class Proxy:
     description: str
     data_help: str = "local dataset path (default: the embedded dataset)"
     site_kinds: tuple[str, ...] = ("attn", "mlp", "final")
+    references: tuple[str, ...] = ()
+    """Shipped full-scale reference sets of the task this proxy stands for (its fidelity is
+    measured against them by default), most relevant first."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -194,4 +194,5 @@ PROXY = Proxy(
     smoke={"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "lr": 3e-3},
     description="pre-norm ViT classifier on 8x8 digits; test_acc is top-1 accuracy",
     data_help="CIFAR-10 python folder or .npz of images (default: the embedded digits)",
+    references=("paper_search_vit_b.csv", "paper_property_tables.csv"),
 )
