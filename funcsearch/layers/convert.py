@@ -15,6 +15,13 @@ its attribute name, first rule that applies:
 
 In a post-norm block (``norm_first=False``) ``norm1`` follows the attention residual; it is
 still the attention sub-block's norm, so still ``"attn"``.
+
+Channels-first norms. ``nn.LayerNorm`` normalises the *last* axis; a subclass that overrides
+``forward`` to normalise dim 1 of ``(N, C, H, W)`` (timm/ConvNeXt's ``LayerNorm2d``, ConvNeXt's
+``LayerNorm(data_format="channels_first")``) gets a :class:`ChannelsFirstPointwiseNorm`, which
+scales dim 1 too. Recognised: ``data_format == "channels_first"``, or a class name ending in
+``2d``/``3d`` or containing ``ChannelsFirst``. Any other subclass with its own ``forward`` is
+refused with an error naming the module (its layout cannot be told), unless ``layouts`` says.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from torch import nn
 
 from funcsearch.errors import InputError
 from funcsearch.layers.functions import NORM_NAMES, FunctionLike, resolve_pointwise
-from funcsearch.layers.pointwise import COMPILE_DEFAULT, PointwiseNorm, make_norm, normalise_shift
+from funcsearch.layers.pointwise import (COMPILE_DEFAULT, ChannelsFirstPointwiseNorm, PointwiseNorm,
+                                        make_norm, normalise_shift)
 
 SITE_KINDS: tuple[str, ...] = ("attn", "mlp", "final", "other")
 
@@ -75,10 +83,37 @@ def site_of(name: str, parent: nn.Module | None) -> str:
     return "other" if inside_block else "final"
 
 
+def is_channels_first(norm: nn.Module, layouts: Mapping[str, str] | None = None, name: str = "") -> bool:
+    """Whether ``norm`` normalises dim 1 (channels-first) rather than the last axis.
+
+    ``layouts`` maps a class name or a qualified-name glob to ``"channels_first"`` or
+    ``"channels_last"`` and wins; otherwise see the module docstring. Raises an
+    ``InputError`` naming the module for a LayerNorm subclass whose layout cannot be told."""
+    for key, value in (layouts or {}).items():
+        if key == type(norm).__name__ or (name and (key == name or fnmatch.fnmatchcase(name, key))):
+            if value not in ("channels_first", "channels_last"):
+                raise InputError(f"must be 'channels_first' or 'channels_last', got {value!r}",
+                                 field=f"layouts[{key!r}]")
+            return value == "channels_first"
+    if getattr(norm, "data_format", None) in ("channels_first", "channels_last"):
+        return getattr(norm, "data_format") == "channels_first"
+    if not isinstance(norm, nn.LayerNorm) or type(norm).forward is nn.LayerNorm.forward:
+        return False
+    cls = type(norm).__name__.lower()
+    if cls.endswith(("2d", "3d")) or "channelsfirst" in cls or "channels_first" in cls:
+        return True
+    raise InputError(f"{name or '<model>'} ({type(norm).__module__}.{type(norm).__name__}) is a LayerNorm "
+                     "subclass with its own forward: which axis it normalises cannot be told; pass "
+                     f"layouts={{{type(norm).__name__!r}: 'channels_first'}} (or 'channels_last')",
+                     field="layouts")
+
+
 def convert_norms(model: nn.Module, fn: FunctionLike, *, alpha_init: AlphaInit = 0.5,
                   sites: Collection[str] | None = None, shift: str | None = "scalar",
                   extra_types: tuple[type[nn.Module], ...] = (), bias: bool | None = None,
-                  compile: bool = COMPILE_DEFAULT) -> tuple[nn.Module, list[Replacement]]:
+                  compile: bool = COMPILE_DEFAULT, keep_affine: bool = False,
+                  calibrate: object = None, layouts: Mapping[str, str] | None = None,
+                  ) -> tuple[nn.Module, list[Replacement]]:
     """Replace every ``nn.LayerNorm``/``nn.RMSNorm`` (and ``extra_types``) of ``model``.
 
     In place; returns the model (a new module only when ``model`` itself is a norm) and
@@ -89,6 +124,14 @@ def convert_norms(model: nn.Module, fn: FunctionLike, *, alpha_init: AlphaInit =
     with ``bias=False``. The new module takes the old one's device, dtype and train/eval
     mode. ``nn.TransformerEncoder``'s nested-tensor fast path is switched off where its
     layers were converted (it would run LayerNorm kernels on the old weights).
+
+    ``keep_affine=True`` copies each replaced norm's gamma and beta (``weight``/``bias``) into
+    the new layer instead of re-initialising them to 1 and 0 (fine-tuning a trained model).
+    ``calibrate``: one batch (a tensor, or a tuple of the model's positional inputs); the
+    model is run on it once before the swap (no gradients) and each new point-wise layer's
+    gamma is set per channel so that its output has the old norm's standard deviation on that
+    batch (beta then matches the old mean). Channels-first LayerNorm subclasses are handled
+    (see the module docstring; ``layouts`` overrides the detection).
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"expected an nn.Module, got {type(model).__name__}", field="model")
@@ -107,6 +150,8 @@ def convert_norms(model: nn.Module, fn: FunctionLike, *, alpha_init: AlphaInit =
         raise InputError(f"must be a finite number or a mapping, got {alpha_init!r}",
                          field="alpha_init")
 
+    first = {id(old): is_channels_first(old, layouts, name) for name, _, _, old in found}
+    recorded = _record_norms(model, found, calibrate) if calibrate is not None else {}
     replacements: list[Replacement] = []
     built: dict[int, nn.Module] = {}  # a norm shared by two parents stays shared
     for name, parent, attribute, old in found:
@@ -116,7 +161,11 @@ def convert_norms(model: nn.Module, fn: FunctionLike, *, alpha_init: AlphaInit =
         alpha = None if isinstance(target, str) else _alpha_for(alpha_init, name, site)
         new = built.get(id(old))
         if new is None:
-            new = _build(target, old, alpha, shift_kind, bias, compile)
+            new = _build(target, old, alpha, shift_kind, bias, compile, first[id(old)])
+            if keep_affine:
+                _copy_affine(old, new, name)
+            if id(old) in recorded and isinstance(new, PointwiseNorm):
+                _match_scale(new, *recorded[id(old)], channels_first=first[id(old)])
             built[id(old)] = new
         if parent is None:
             model = new
@@ -237,9 +286,71 @@ def _shape_and_affine(old: nn.Module) -> tuple[tuple[int, ...], bool, bool]:
     return shape, bool(affine), has_bias
 
 
+def _record_norms(model: nn.Module, found: list[tuple[str, nn.Module | None, str, nn.Module]],
+                  batch: object) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Each norm's (input, output) on one forward pass of ``batch`` (no gradients)."""
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = []
+    for _, _, _, old in found:
+        def hook(module: nn.Module, args: tuple, output: torch.Tensor, key: int = id(old)) -> None:
+            if key not in seen and args and isinstance(args[0], torch.Tensor):
+                seen[key] = (args[0].detach(), output.detach())
+        handles.append(old.register_forward_hook(hook))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*batch) if isinstance(batch, tuple) else model(batch)
+    except Exception as error:
+        raise InputError(f"the model could not run on the calibration batch: {type(error).__name__}: "
+                         f"{error}", field="calibrate") from error
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    missing = [name or "<model>" for name, _, _, old in found if id(old) not in seen]
+    if missing:
+        raise InputError(f"the calibration batch did not reach {', '.join(missing[:5])}", field="calibrate")
+    return seen
+
+
+def _match_scale(new: PointwiseNorm, x: torch.Tensor, y: torch.Tensor, *, channels_first: bool) -> None:
+    """Set gamma (and beta) per channel so that ``new(x)`` has the mean and std of ``y``."""
+    if new.weight is None:
+        return
+    with torch.no_grad():
+        if channels_first:
+            x, y = x.movedim(1, -1), y.movedim(1, -1)
+        shape = new.normalized_shape
+        z = new.function.fn(new.alpha * x + (new.shift if new.shift is not None else 0))
+        z = z.reshape(-1, *shape).to(torch.float64)
+        target = y.reshape(-1, *shape).to(torch.float64)
+        spread = z.std(dim=0, unbiased=False)
+        gamma = torch.where(spread > 1e-8, target.std(dim=0, unbiased=False) / spread.clamp_min(1e-8),
+                            torch.ones_like(spread))
+        new.weight.copy_(gamma.to(new.weight.dtype))
+        if new.bias is not None:
+            new.bias.copy_((target.mean(dim=0) - gamma * z.mean(dim=0)).to(new.bias.dtype))
+
+
+def _copy_affine(old: nn.Module, new: nn.Module, name: str) -> None:
+    """Copy gamma/beta (weight/bias) of the replaced norm where both have them."""
+    with torch.no_grad():
+        for attribute in ("weight", "bias"):
+            source, target = getattr(old, attribute, None), getattr(new, attribute, None)
+            if isinstance(source, torch.Tensor) and isinstance(target, torch.Tensor):
+                if source.shape != target.shape:
+                    raise InputError(f"{name or '<model>'}: {attribute} of shape {tuple(source.shape)} "
+                                     f"does not fit {tuple(target.shape)}", field="keep_affine")
+                target.copy_(source)
+
+
 def _build(target: str | object, old: nn.Module, alpha: float | None, shift: str,
-           bias: bool | None, compile: bool) -> nn.Module:
+           bias: bool | None, compile: bool, channels_first: bool = False) -> nn.Module:
     shape, affine, old_has_bias = _shape_and_affine(old)
+    if isinstance(target, str) and channels_first:
+        raise InputError(f"{type(old).__name__} is channels-first: replacing it by {target} (channels-last) "
+                         "would normalise the wrong axis; choose a point-wise function", field="fn")
     keep_bias = old_has_bias if bias is None else bias
     if isinstance(target, str):
         eps = getattr(old, "eps", None)
@@ -249,8 +360,9 @@ def _build(target: str | object, old: nn.Module, alpha: float | None, shift: str
             new = make_norm(target, shape, affine=affine, bias=keep_bias,
                             eps=1e-6 if eps is None else float(eps))
     else:
-        new = PointwiseNorm(target, shape, alpha_init=0.5 if alpha is None else alpha,
-                            shift=shift, affine=affine, bias=keep_bias, compile=compile)
+        cls = ChannelsFirstPointwiseNorm if channels_first else PointwiseNorm
+        new = cls(target, shape, alpha_init=0.5 if alpha is None else alpha,
+                  shift=shift, affine=affine, bias=keep_bias, compile=compile)
     tensors = list(old.parameters(recurse=False)) + list(old.buffers(recurse=False))
     if tensors:
         new.to(device=tensors[0].device, dtype=tensors[0].dtype)

@@ -233,3 +233,54 @@ def make_norm(function: FunctionLike, dim: int | Sequence[int], *, shift: str | 
         return nn.RMSNorm(normalized, eps=eps, elementwise_affine=affine)
     return PointwiseNorm(function, dim, alpha_init=alpha_init, shift=shift, affine=affine,
                          bias=bias, compile=compile)
+
+
+class ChannelsFirstPointwiseNorm(PointwiseNorm):
+    """:class:`PointwiseNorm` over dim 1 of a ``(N, C, ...)`` input (convolutional stages, e.g.
+    timm/ConvNeXt's ``LayerNorm2d``): the channel axis is moved last, normalised, moved back.
+    Parameters and state-dict keys are those of :class:`PointwiseNorm`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2:
+            raise InputError(f"expected a (N, C, ...) input, got shape {tuple(x.shape)}",
+                             field=f"{type(self).__name__}({self.fn_name!r})")
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", channels_first=True"
+
+
+class NormLayer:
+    """A timm-style ``norm_layer``: ``NormLayer("erf")(num_features, eps=1e-6)`` builds a
+    point-wise layer, so ``SomeViT(norm_layer=norm_layer("erf"))`` swaps every norm a model
+    constructor builds. ``eps``, ``elementwise_affine``/``affine``, ``bias``, ``device`` and
+    ``dtype`` are accepted as ``nn.LayerNorm`` takes them (``eps`` is ignored: no statistics).
+    Picklable (it holds the function's text, not a closure, when ``fn`` is text)."""
+
+    def __init__(self, fn: FunctionLike, *, shift: str | None = "scalar", alpha_init: float = 0.5,
+                 channels_first: bool = False, compile: bool = COMPILE_DEFAULT) -> None:
+        resolve_pointwise(fn)  # fail now, naming the function, not inside a model constructor
+        self.fn, self.shift, self.alpha_init = fn, normalise_shift(shift), float(alpha_init)
+        self.channels_first, self.compile = bool(channels_first), bool(compile)
+
+    def __call__(self, num_features: int | Sequence[int], eps: float | None = None,
+                 elementwise_affine: bool = True, bias: bool = True, *, affine: bool | None = None,
+                 device: object = None, dtype: object = None, **_: object) -> PointwiseNorm:
+        cls = ChannelsFirstPointwiseNorm if self.channels_first else PointwiseNorm
+        layer = cls(self.fn, num_features, alpha_init=self.alpha_init, shift=self.shift,
+                    affine=elementwise_affine if affine is None else affine, bias=bias,
+                    compile=self.compile)
+        if device is not None or dtype is not None:
+            layer.to(device=device, dtype=dtype)
+        return layer
+
+    def __repr__(self) -> str:
+        return (f"norm_layer({self.fn!r}, shift={self.shift!r}, alpha_init={self.alpha_init:g}"
+                + (", channels_first=True" if self.channels_first else "") + ")")
+
+
+def norm_layer(fn: FunctionLike, *, shift: str | None = "scalar", alpha_init: float = 0.5,
+               channels_first: bool = False, compile: bool = COMPILE_DEFAULT) -> NormLayer:
+    """A ``norm_layer=`` factory for model constructors (timm and others): see :class:`NormLayer`."""
+    return NormLayer(fn, shift=shift, alpha_init=alpha_init, channels_first=channels_first,
+                     compile=compile)
