@@ -15,17 +15,19 @@ autocast (``precision: bf16``); the backward pass and the optimizer stay in floa
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from funcsearch.proxies.config import TrainConfig
 from funcsearch.proxies.device import Runtime
+from funcsearch.proxies.regime import RegimeProbe
 
 #: ``loss(model, batch_indices, generator) -> scalar loss`` on a batch of training examples
 BatchLoss = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
@@ -58,6 +60,7 @@ class TrainOutcome:
     diverged_step: int | None = None
     message: str | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
+    regime: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # see proxies.regime
 
 
 @dataclass
@@ -129,6 +132,21 @@ def train(task: TrainTask, config: TrainConfig, seed: int,
     )
     ema = EMA(model, config.ema_decay) if config.ema_decay else None
     eval_model = ema.model if ema else model
+    probe = RegimeProbe(model)
+    probe_at = {1: "init", max(1, total_steps // 2): "middle", total_steps: "end"}
+    try:
+        outcome = _train_loop(task, config, on_epoch, model, generator, optimizer, scheduler, ema,
+                              eval_model, total_steps, probe, probe_at, runtime)
+    finally:
+        probe.close()
+    outcome.regime = probe.summary()
+    return outcome
+
+
+def _train_loop(task: TrainTask, config: TrainConfig, on_epoch: EpochCallback | None, model: nn.Module,
+                generator: torch.Generator, optimizer: torch.optim.Optimizer, scheduler: Any,
+                ema: EMA | None, eval_model: nn.Module, total_steps: int, probe: RegimeProbe,
+                probe_at: dict[int, str], runtime: Runtime) -> TrainOutcome:
 
     curve: list[dict[str, float]] = []
     first_loss: float | None = None
@@ -138,7 +156,8 @@ def train(task: TrainTask, config: TrainConfig, seed: int,
         order = torch.randperm(task.num_train, generator=generator, device=generator.device)
         loss_sum = 0.0
         for batch in order.split(config.batch_size):
-            with runtime.autocast():
+            point = probe_at.get(step + 1)
+            with runtime.autocast(), (probe.capture(point) if point else contextlib.nullcontext()):
                 loss = task.batch_loss(model, batch, generator).float()
             value = float(loss.detach())
             step += 1

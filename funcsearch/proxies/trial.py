@@ -93,8 +93,10 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
 
     def norm(dim: int, site: str, affine: bool = True) -> nn.Module:
         alpha = site_alpha[site]
-        return make_norm(target, dim, shift=function.shift,
-                         alpha_init=function.alpha_init if alpha is None else alpha, affine=affine)
+        module = make_norm(target, dim, shift=function.shift,
+                           alpha_init=function.alpha_init if alpha is None else alpha, affine=affine)
+        module.site_kind = site  # read by the regime probe (proxies.regime)
+        return module
 
     return norm
 
@@ -130,6 +132,8 @@ def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool]
     metrics.update({k: v for k, v in report.final_metrics.items() if math.isfinite(v)})
     details = {"steps": outcome.steps, "dataset": getattr(dataset, "fingerprint", ""),
                "cpu_time_s": time.process_time() - cpu_start, **report.details}
+    if outcome.regime:
+        details["regime"] = outcome.regime
     facts = runtime.facts()
     where = {k: facts[k] for k in ("gpu", "cuda") if k in facts}
     return TrialResult(
