@@ -298,3 +298,22 @@ def test_a_proxy_declares_its_vocabulary_consistently() -> None:
         assert proxy.primary_metric in names and proxy.halving_metric in names
         assert proxy.metric(proxy.halving_metric).per_epoch
         assert set(proxy.smoke) <= set(proxy.config_class.model_fields)
+
+
+@pytest.mark.parametrize("proxy", ["vit", "dit"])
+def test_a_run_continued_from_its_early_stop_checkpoint_equals_an_uninterrupted_run(proxy: str, tmp_path: Path) -> None:
+    """Successive halving promotes a trial by continuing it, not by retraining from epoch 0."""
+    overrides = {**PROXIES[proxy].smoke, "epochs": 4}
+    if proxy == "vit":
+        overrides.update(drop_path=0.1, dropout=0.1)  # the global RNG must be restored too
+    full = run_trial(TrialSpec(proxy=proxy, function=ERF, seed=5, overrides=overrides))
+    checkpoint = tmp_path / "trial.pt"
+    spec = TrialSpec(proxy=proxy, function=ERF, seed=5, overrides=overrides, checkpoint=str(checkpoint))
+    stopped = run_trial(spec, on_epoch=lambda epoch, metrics: epoch >= 2)
+    assert stopped.status == "pruned" and checkpoint.is_file()
+    continued = run_trial(spec)
+    assert continued.status == "ok" and continued.metrics == full.metrics
+    assert continued.curve == full.curve
+    assert continued.details["steps"] == full.details["steps"]
+    assert continued.details["regime"] == full.details["regime"]
+    assert not checkpoint.exists()  # a finished trial keeps no state

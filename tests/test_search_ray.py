@@ -190,3 +190,23 @@ def test_a_study_reuses_finished_trials_of_a_sibling_search(ray_cluster: None, t
     assert not frame["message"].fillna("").str.contains("reused").any()  # its own column, not a message
     alone = write_config(tmp_path, "reuse: false\ncandidates: {functions: [isru], require: []}\n" + proxies, "alone")
     assert run_search(alone, trial_fn=fake("fake_trial"), live=False).runs == 2
+
+
+def test_halving_continues_promoted_trials_from_their_rung_checkpoint(ray_cluster: None, tmp_path: Path) -> None:
+    """Real vit trials: rung at half of 4 epochs; the survivor's full row equals a run that was
+    never stopped, and no checkpoint is left behind."""
+    from funcsearch.proxies import FunctionSpec, TrialSpec, run_trial
+
+    overrides = "{epochs: 4, warmup_epochs: 0, dim: 16, depth: 1, heads: 2, batch_size: 128}"
+    body = ("candidates: {functions: [isru, smoothsign, erf], require: []}\nbaselines: []\n"
+            f"proxies: {{vit: {{overrides: {overrides}}}}}\nseeds: [0]\n"
+            "early_stopping: {halving: {at: [0.5], reduction_factor: 3}}\n")
+    outcome = run_search(write_config(tmp_path, body), live=False)
+    frame = ResultsStore(outcome.folder).read()
+    survivor = frame[frame["status"] == "ok"]
+    assert len(survivor) == 1 and (frame["status"] == "pruned").sum() == 2
+    row = survivor.iloc[0]
+    full = run_trial(TrialSpec(proxy="vit", seed=0, overrides=json.loads(row["config"]),
+                               function=FunctionSpec(name=row["candidate"], expression=row["expression"])))
+    assert json.loads(row["curve"]) == full.curve and row["score"] == full.metrics["test_acc"]
+    assert not list((outcome.folder / "checkpoints").glob("*.pt"))

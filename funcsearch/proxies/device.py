@@ -43,10 +43,13 @@ def resolve_device(name: str, *, field: str = "--device") -> str:
 
 @dataclass(frozen=True)
 class Runtime:
-    """The device and precision of one trial (``device`` is ``cpu`` or ``cuda``)."""
+    """How one trial executes: device (``cpu`` or ``cuda``), precision, and where its training
+    state is kept when a run stops early (``checkpoint``: a file; a later, longer run of the
+    same trial continues from it instead of retraining from epoch 0)."""
 
     device: str = "cpu"
     precision: str = "fp32"
+    checkpoint: str | None = None
 
     @property
     def torch_device(self) -> torch.device:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -61,6 +63,7 @@ class TrainOutcome:
     message: str | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     regime: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # see proxies.regime
+    first_loss: float | None = None  # the divergence threshold's reference (kept across a resume)
 
 
 @dataclass
@@ -134,24 +137,88 @@ def train(task: TrainTask, config: TrainConfig, seed: int,
     eval_model = ema.model if ema else model
     probe = RegimeProbe(model)
     probe_at = {1: "init", max(1, total_steps // 2): "middle", total_steps: "end"}
+    state = Resumable(model, optimizer, scheduler, ema, generator)
     try:
         outcome = _train_loop(task, config, on_epoch, model, generator, optimizer, scheduler, ema,
-                              eval_model, total_steps, probe, probe_at, runtime)
+                              eval_model, total_steps, probe, probe_at, runtime, state)
     finally:
         probe.close()
-    outcome.regime = probe.summary()
+    outcome.regime = {**state.regime, **probe.summary()}
+    if runtime.checkpoint:
+        if outcome.status == "pruned":
+            state.save(runtime.checkpoint, outcome, probe.summary())
+        else:  # finished or diverged: nothing left to continue
+            Path(runtime.checkpoint).unlink(missing_ok=True)
     return outcome
+
+
+class Resumable:
+    """Everything that decides the rest of a run: saved when a run stops early, loaded by a
+    longer run of the same trial, so that continuing gives the numbers of an uninterrupted run
+    (model, optimizer, schedule, EMA, the trial's generator and the global RNG)."""
+
+    VERSION = 1
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 ema: EMA | None, generator: torch.Generator) -> None:
+        self.model, self.optimizer, self.scheduler, self.ema, self.generator = model, optimizer, scheduler, ema, generator
+        self.regime: dict[str, Any] = {}
+
+    def save(self, path: str, outcome: "TrainOutcome", regime: dict[str, Any]) -> None:
+        state = {"version": self.VERSION, "epoch": len(outcome.curve), "step": outcome.steps,
+                 "curve": outcome.curve, "first_loss": outcome.first_loss, "regime": regime,
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(),
+                 "ema": self.ema.model.state_dict() if self.ema else None,
+                 "generator": self.generator.get_state(), "rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        torch.save(state, temporary)
+        os.replace(temporary, target)
+
+    def load(self, path: str | None) -> dict[str, Any] | None:
+        """The saved state (and restore it), or None when there is none to continue from."""
+        if not path or not Path(path).is_file():
+            return None
+        try:
+            state = torch.load(path, weights_only=False, map_location="cpu")
+        except Exception:  # a damaged checkpoint is no reason to fail: start from epoch 0
+            return None
+        if state.get("version") != self.VERSION:
+            return None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.model.load_state_dict(state["ema"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.regime = state.get("regime") or {}
+        return state
 
 
 def _train_loop(task: TrainTask, config: TrainConfig, on_epoch: EpochCallback | None, model: nn.Module,
                 generator: torch.Generator, optimizer: torch.optim.Optimizer, scheduler: Any,
                 ema: EMA | None, eval_model: nn.Module, total_steps: int, probe: RegimeProbe,
-                probe_at: dict[int, str], runtime: Runtime) -> TrainOutcome:
+                probe_at: dict[int, str], runtime: Runtime, state: "Resumable") -> TrainOutcome:
 
     curve: list[dict[str, float]] = []
     first_loss: float | None = None
     step = 0
-    for epoch in range(1, config.epochs + 1):
+    start = 1
+    saved = state.load(runtime.checkpoint)
+    if saved is not None and saved["epoch"] < config.epochs:
+        curve, first_loss, step, start = list(saved["curve"]), saved["first_loss"], saved["step"], saved["epoch"] + 1
+        for epoch, metrics in enumerate(curve, start=1):  # the callback sees every epoch once more
+            if on_epoch is not None and on_epoch(epoch, dict(metrics)):
+                return TrainOutcome("pruned", curve[:epoch], step, eval_model, None,
+                                    f"stopped by the epoch callback after epoch {epoch}", metrics,
+                                    first_loss=first_loss)
+    for epoch in range(start, config.epochs + 1):
         model.train()
         order = torch.randperm(task.num_train, generator=generator, device=generator.device)
         loss_sum = 0.0
@@ -166,7 +233,7 @@ def _train_loop(task: TrainTask, config: TrainConfig, on_epoch: EpochCallback | 
             reason = _divergence(value, first_loss, config.divergence_factor)
             if reason:
                 return TrainOutcome("diverged", curve, step, eval_model, step, reason,
-                                    curve[-1] if curve else {})
+                                    curve[-1] if curve else {}, first_loss=first_loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -187,12 +254,13 @@ def _train_loop(task: TrainTask, config: TrainConfig, on_epoch: EpochCallback | 
         if bad:
             return TrainOutcome("diverged", curve, step, eval_model, step,
                                 f"non-finite {', '.join(bad)} after epoch {epoch}",
-                                curve[-1] if curve else {})
+                                curve[-1] if curve else {}, first_loss=first_loss)
         curve.append(metrics)
         if on_epoch is not None and on_epoch(epoch, dict(metrics)):
             return TrainOutcome("pruned", curve, step, eval_model, None,
-                                f"stopped by the epoch callback after epoch {epoch}", metrics)
-    return TrainOutcome("ok", curve, step, eval_model, None, None, curve[-1])
+                                f"stopped by the epoch callback after epoch {epoch}", metrics,
+                                first_loss=first_loss)
+    return TrainOutcome("ok", curve, step, eval_model, None, None, curve[-1], first_loss=first_loss)
 
 
 def _divergence(loss: float, first_loss: float, factor: float) -> str | None:

@@ -53,6 +53,7 @@ class TrialSpec(BaseModel):
     data: str | None = None                                  # local dataset path; None = embedded
     device: Literal["cpu", "cuda"] = "cpu"
     precision: Precision = "fp32"
+    checkpoint: str | None = None  # where a run stopped early keeps its state (not in the key)
 
 
 class TrialResult(BaseModel):
@@ -112,7 +113,7 @@ def run_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool]
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     proxy = proxy or get_proxy(spec.proxy)
-    runtime = Runtime(resolve_device(spec.device, field="device"), spec.precision)
+    runtime = Runtime(resolve_device(spec.device, field="device"), spec.precision, spec.checkpoint)
     config = proxy.config_class.from_overrides(spec.overrides)
     dataset = proxy.load_data(spec.data)
     previous_threads = torch.get_num_threads()

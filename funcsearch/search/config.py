@@ -183,19 +183,26 @@ class GateConfig(_Strict):
 class HalvingConfig(_Strict):
     """Successive halving across candidates: rank at small budgets, continue the best fraction.
 
-    Rungs sit at ``min_epochs * reduction_factor**k`` epochs (below the proxy's epochs).
-    At each rung every surviving candidate (all its seeds) is ranked on ``metric`` (per
-    proxy; default the proxy's primary metric) averaged over seeds and the best
-    ``1/reduction_factor`` (at least one) continue; baselines always continue.
+    Rungs sit at ``min_epochs * reduction_factor**k`` epochs (below the proxy's epochs), or,
+    with ``at``, at those fractions of the proxy's epochs (measured on committed curves, the
+    rank after a quarter of training agrees with the final one far better than after an
+    epoch or two: ``benchmarks/halving_study.py``). At each rung every surviving candidate
+    (all its seeds) is ranked on ``metric`` (per proxy; default the proxy's halving metric)
+    averaged over seeds and the best ``1/reduction_factor`` (at least one) continue, each
+    from its rung's checkpoint; baselines always continue.
     """
 
     enabled: bool = True
     min_epochs: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2)
+    at: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, description="rungs at these fractions of the proxy's epochs (instead of min_epochs * r^k)")
     metric: dict[ProxyName, str] = Field(default_factory=dict)
 
     def rungs(self, epochs: int) -> list[int]:
         """Rung epochs strictly below ``epochs``."""
+        if self.at is not None:
+            return sorted({max(1, round(f * epochs)) for f in self.at} - {epochs})
         out, budget = [], self.min_epochs
         while budget < epochs:
             out.append(budget)

@@ -357,6 +357,8 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
             if record is not None:
                 store.write(record)
                 rows[decision.trial_key] = record
+            # an eliminated trial will not continue: its rung state goes
+            (store.folder / "checkpoints" / f"{decision.trial_key}.pt").unlink(missing_ok=True)
         added = False
         for unit in plan.finished_units:
             if sweeper.is_open(unit):
@@ -373,7 +375,10 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
                        if r.trial_key not in busy and r.trial_key not in failed_now),
                       key=RunRequest.priority)
         for request in _dedupe(todo)[:max(0, width - len(in_flight))]:
-            ref = remote.remote(fn_ref, request.unit.spec(request.seed), request.stop_epoch,
+            spec = request.unit.spec(request.seed)
+            if _stops_early(config):  # a promoted trial continues from its rung's state
+                spec["checkpoint"] = str(store.folder / "checkpoints" / f"{request.trial_key}.pt")
+            ref = remote.remote(fn_ref, spec, request.stop_epoch,
                                 resources.threads_per_trial, proxy_refs[request.unit.proxy])
             run_id = f"{request.trial_key}@{request.stop_epoch or 'full'}"
             in_flight[ref] = (request, run_id)
@@ -439,6 +444,11 @@ def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: se
         if not missing:
             break
     return copied
+
+
+def _stops_early(config: SearchConfig) -> bool:
+    early = config.early_stopping
+    return any(part is not None and part.enabled for part in (early.gate, early.halving))
 
 
 def _dedupe(requests: list[RunRequest]) -> list[RunRequest]:
