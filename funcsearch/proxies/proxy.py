@@ -53,6 +53,9 @@ class Proxy:
     description: str
     data_help: str = "local dataset path (default: the embedded dataset)"
     site_kinds: tuple[str, ...] = ("attn", "mlp", "final")
+    aggregate_metric: str | None = None
+    """The metric the aggregate ranking uses for this proxy (None = the primary metric): the
+    one most faithful to full scale on the released calibration data."""
     references: tuple[str, ...] = ()
     """Shipped full-scale reference sets of the task this proxy stands for (its fidelity is
     measured against them by default), most relevant first."""
@@ -66,6 +69,9 @@ class Proxy:
                            ("halving_metric", self.halving_metric)):
             if name not in names:
                 raise ValueError(f"proxy {self.name}: {role} {name!r} is not one of its metrics {names}")
+        if self.aggregate_metric is not None and self.aggregate_metric not in names:
+            raise ValueError(f"proxy {self.name}: aggregate_metric {self.aggregate_metric!r} is not one of "
+                             f"its metrics {names}")
         if not self.metric(self.halving_metric).per_epoch:
             raise ValueError(f"proxy {self.name}: halving_metric {self.halving_metric!r} is not per-epoch")
 
@@ -73,6 +79,11 @@ class Proxy:
     def higher_is_better(self) -> bool:
         """Direction of the primary metric."""
         return self.metric(self.primary_metric).higher_is_better
+
+    @property
+    def aggregate(self) -> str:
+        """The metric this proxy contributes to an aggregate ranking."""
+        return self.aggregate_metric or self.primary_metric
 
     @property
     def primary(self) -> Metric:

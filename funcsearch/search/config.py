@@ -233,6 +233,20 @@ class Resources(_Strict):
     max_retries: int = Field(3, ge=0, description="reruns of a trial whose worker or node died")
 
 
+class AggregateConfig(_Strict):
+    """How the proxies combine into the aggregate ranking, declared before any result is seen:
+    the rank average of one metric per proxy (default: the metric each proxy declares as its
+    most faithful, see ``funcsearch proxies``), weighted (default 1 each)."""
+
+    metrics: dict[ProxyName, str] = Field(default_factory=dict)
+    weights: dict[ProxyName, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=dict)
+
+    def rule(self) -> Any:
+        from funcsearch.aggregate import AggregateRule
+
+        return AggregateRule(dict(self.metrics), dict(self.weights))
+
+
 class RaySettings(_Strict):
     address: str | None = Field(None, description="null = start a local Ray; 'auto' or ray://host:port")
 
@@ -250,6 +264,7 @@ class SearchConfig(_Strict):
     sweep: SweepConfig | None = None
     early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
     resources: Resources = Field(default_factory=Resources)
+    aggregate: AggregateConfig = Field(default_factory=AggregateConfig)
     ray: RaySettings = Field(default_factory=RaySettings)
     output: str = Field("results", description="parent folder; results go to <output>/<name>/")
     reuse: bool = Field(True, description="copy finished trials with the same key from the other "
@@ -360,6 +375,15 @@ def check_vocabulary(config: SearchConfig) -> None:
             if metric not in epoch:
                 raise config.error(f"{proxy} reports no per-epoch metric {metric!r} "
                                    f"(per-epoch: {', '.join(epoch)})", "early_stopping", "halving", "metric", proxy)
+    for part in ("metrics", "weights"):
+        for proxy in getattr(config.aggregate, part):
+            if proxy not in config.proxies:
+                raise config.error(f"proxy {proxy!r} is not trained by this search", "aggregate", part, proxy)
+    for proxy, metric in config.aggregate.metrics.items():
+        known = [m.name for m in PROXIES[proxy].metrics]
+        if metric not in known:
+            raise config.error(f"{proxy} reports no metric {metric!r} (it reports: {', '.join(known)})",
+                               "aggregate", "metrics", proxy)
     if config.sweep is not None and config.sweep.proxies:
         for index, proxy in enumerate(config.sweep.proxies):
             if proxy not in config.proxies:

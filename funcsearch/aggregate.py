@@ -1,0 +1,118 @@
+"""The aggregate ranking across proxies, by a rule declared before the results are seen.
+
+A search config states how its proxies combine (``aggregate:``); the default is the rank
+average of each proxy's *aggregate metric* - the metric the proxy declares as its most
+faithful to full scale, chosen on the released calibration data (``Proxy.aggregate_metric``)
+- with equal weights. Per proxy, functions are ranked on the seed mean of that metric
+(oriented so that higher is better; a function with at least half of its seeds diverged ranks
+below every working one); the aggregate score is the weighted mean of a function's ranks over
+the proxies that ran it. The interval is a percentile bootstrap over seeds (each proxy's seeds
+resampled), so a function's place is printed with its noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from funcsearch.metrics import orient
+
+
+@dataclass(frozen=True)
+class AggregateRule:
+    """Which metric of each proxy counts, and how much (default: the proxy's own choice, 1)."""
+
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def metric_of(self, proxy: str, fallback: str) -> str:
+        if proxy in self.metrics:
+            return self.metrics[proxy]
+        from funcsearch.proxies.registry import PROXIES
+
+        entry = PROXIES.get(proxy)
+        return entry.aggregate if entry is not None else fallback
+
+    def describe(self, proxies: list[str], fallbacks: Mapping[str, str]) -> str:
+        parts = [f"{p}: {self.metric_of(p, fallbacks.get(p, 'score'))}"
+                 + (f" x{self.weights[p]:g}" if p in self.weights else "") for p in proxies]
+        return "rank average of " + ", ".join(parts)
+
+
+def _metric_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    values = []
+    for status, text in zip(rows["status"], rows["metrics"]):
+        metrics = json.loads(text) if isinstance(text, str) and text else {}
+        values.append(float(metrics.get(metric, math.nan)) if status == "ok" else math.nan)
+    return np.asarray(values, dtype=float)
+
+
+def _direction(proxy: str, metric: str, rows: pd.DataFrame) -> bool:
+    from funcsearch.proxies.registry import declared_metric
+
+    declared = declared_metric(proxy, metric)
+    if declared is not None:
+        return declared.higher_is_better
+    return bool(rows["higher_is_better"].iloc[0])  # the stored primary metric's direction
+
+
+def _ranks(scores: pd.DataFrame, diverged: pd.DataFrame) -> pd.Series:
+    """Rank (1 = best) of each function from per-seed oriented scores; failures last, tied."""
+    with np.errstate(all="ignore"):
+        mean = scores.mean(axis=1, skipna=True)
+        failing = (diverged.mean(axis=1) >= 0.5) | mean.isna()
+    key = mean.where(~failing, -np.inf)
+    return (-key).rank(method="average")
+
+
+def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
+                      bootstrap: int = 500, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """(table, rule text): one row per function, best first, with ``aggregate_score`` (the
+    weighted mean rank), its 95% bootstrap interval, ``aggregate_rank`` and each proxy's rank."""
+    rule = rule or AggregateRule()
+    frame = frame[frame["status"].isin(["ok", "diverged"])]
+    if "stop_epoch" in frame:
+        frame = frame[frame["stop_epoch"].isna()]
+    proxies = sorted(set(frame["proxy"]))
+    fallbacks = {p: str(frame.loc[frame["proxy"] == p, "primary_metric"].iloc[0]) for p in proxies}
+    per_proxy: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for proxy in proxies:
+        rows = frame[frame["proxy"] == proxy].copy()
+        metric = rule.metric_of(proxy, fallbacks[proxy])
+        rows["_value"] = orient(_metric_values(rows, metric), _direction(proxy, metric, rows))
+        rows["_diverged"] = (rows["status"] == "diverged").astype(float)
+        scores = rows.pivot_table(index="candidate", columns="seed", values="_value", aggfunc="mean", dropna=False)
+        diverged = rows.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
+        per_proxy[proxy] = (scores.reindex(index=diverged.index, columns=diverged.columns), diverged)
+    weights = {p: float(rule.weights.get(p, 1.0)) for p in proxies}
+
+    def combine(ranks: dict[str, pd.Series]) -> pd.Series:
+        table = pd.DataFrame(ranks)
+        w = pd.Series(weights)[table.columns]
+        present = table.notna()
+        return (table.fillna(0) * w).sum(axis=1) / (present * w).sum(axis=1)
+
+    ranks = {p: _ranks(*per_proxy[p]) for p in proxies}
+    estimate = combine(ranks)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(bootstrap):
+        resampled = {}
+        for proxy, (scores, diverged) in per_proxy.items():
+            pick = rng.integers(0, scores.shape[1], scores.shape[1])
+            resampled[proxy] = _ranks(scores.iloc[:, pick], diverged.iloc[:, pick])
+        samples.append(combine(resampled).reindex(estimate.index))
+    table = pd.DataFrame({"candidate": estimate.index, "aggregate_score": estimate.to_numpy()})
+    if samples:
+        stacked = np.vstack([s.to_numpy() for s in samples])
+        table["ci95_low"], table["ci95_high"] = np.nanpercentile(stacked, [2.5, 97.5], axis=0)
+    for proxy, series in ranks.items():
+        table[f"rank_{proxy}"] = series.reindex(estimate.index).to_numpy()
+    table = table.sort_values(["aggregate_score", "candidate"]).reset_index(drop=True)
+    table.insert(0, "aggregate_rank", table["aggregate_score"].rank(method="min").astype(int))
+    return table, rule.describe(proxies, fallbacks)
