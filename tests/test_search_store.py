@@ -119,3 +119,28 @@ def test_rows_are_durable_even_if_the_writer_is_killed(tmp_path: Path) -> None:
     writer.wait()
     frame = ResultsStore(tmp_path).read()  # every file parses
     assert sorted(frame["trial_key"]) == [f"k{i}" for i in range(5)]
+
+
+def test_a_per_trial_file_consolidated_during_a_read_is_read_again_not_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search consolidating while another process reads: the file vanishes between the glob
+    and the read; the reader starts over and finds the row in trials.parquet."""
+    import funcsearch.search.store as store_module
+
+    store = ResultsStore(tmp_path)
+    with store.locked():
+        store.write(row("a"))
+        store.write(row("b"))
+    real = store_module._read_parquet
+    vanished = []
+
+    def racing(path: Path):
+        if path.parent.name == "trials" and not vanished:
+            vanished.append(path)
+            with store.locked():
+                store.consolidate()  # the other process wins the race
+        return real(path)
+
+    monkeypatch.setattr(store_module, "_read_parquet", racing)
+    frame = store.read()
+    assert vanished and sorted(frame["trial_key"]) == ["a", "b"]
