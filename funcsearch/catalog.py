@@ -22,7 +22,8 @@ from funcsearch.properties import PROPERTIES, Profile, check_properties, load_pr
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["build_catalog", "catalog_counts", "catalog_renderables", "write_catalog", "EVIDENCE_COLUMNS"]
+__all__ = ["build_catalog", "catalog_counts", "catalog_renderables", "catalog_text", "write_catalog",
+           "EVIDENCE_COLUMNS", "CATALOG_FORMATS"]
 
 EVIDENCE_COLUMNS = ("f0", "odd_asymmetry", "scale", "sup_abs", "growth_exponent",
                     "flat_zone_width", "slope_at_0", "min_slope", "monotonic_break_x",
@@ -102,42 +103,95 @@ def _mark(passed: bool, text: str) -> str:
     return f"[green]✓[/] {text}" if passed else f"[red]✗[/] {text}"
 
 
+def _rows(table: "pd.DataFrame", show: str) -> "pd.DataFrame":
+    if show not in ("all", "kept", "rejected"):
+        raise InputError(f"show must be all, kept or rejected, got {show!r}")
+    return table if show == "all" else table[table["kept"] == (show == "kept")]
+
+
+def _cells(row: object) -> tuple[str, str, str, str, str]:
+    """(f(0), bounded, flat width, monotonic, status) as plain text for one catalog row."""
+    bounded_text = _number(row.sup_abs) if row.bounded else f"grows |x|^{_number(row.growth_exponent)}"
+    monotonic_text = _number(row.min_slope) if row.monotonic else f"breaks at {_number(row.monotonic_break_x)}"
+    status = "kept" if row.kept else str(row.reason)
+    if row.kept and row.compile_note:
+        status += f" (warning: {row.compile_note})"
+    return _number(row.f0), bounded_text, _number(row.flat_zone_width), monotonic_text, status
+
+
 def catalog_renderables(table: "pd.DataFrame", show: str = "all") -> list[object]:
     """Rich renderables for ``funcsearch candidates``: the table and the per-family counts.
 
     ``show`` is "all", "kept" or "rejected". Each property column shows its verdict and key
     number: f(0); sup|f| (or the growth exponent when unbounded); the flat-zone width; the
-    min slope (or where monotonicity breaks)."""
+    min slope (or where monotonicity breaks). Laid out for 100 columns: formulas wrap at
+    their spaces (canonical text spaces its operators and commas); a token is cut only when
+    it is wider than the whole column."""
+    from rich import box
     from rich.table import Table
 
-    if show not in ("all", "kept", "rejected"):
-        raise InputError(f"show must be all, kept or rejected, got {show!r}")
-    rows = table if show == "all" else table[table["kept"] == (show == "kept")]
-    listing = Table(title=f"{len(rows)} candidates ({show})", show_lines=False, header_style="bold")
-    for column, style in (("name", "cyan"), ("formula", None), ("zero-centred f(0)", None),
-                          ("bounded sup|f|", None), ("centre flat width", None),
-                          ("monotonic min f'", None), ("kept / why rejected", None)):
-        listing.add_column(column, style=style, overflow="fold")
+    rows = _rows(table, show)
+    listing = Table(title=f"{len(rows)} candidates ({show})", show_lines=False, header_style="bold",
+                    box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    listing.add_column("name", style="cyan", overflow="fold", min_width=18, max_width=28)
+    listing.add_column("formula", overflow="fold", min_width=16, max_width=26)
+    for heading in ("f(0)", "sup|f|", "flat"):
+        listing.add_column(heading, overflow="fold", max_width=10)
+    listing.add_column("min f'", overflow="fold", min_width=12, max_width=16)
+    listing.add_column("kept / why rejected", overflow="fold", min_width=20)
     for row in rows.itertuples(index=False):
-        bounded_text = (_number(row.sup_abs) if row.bounded
-                        else f"grows |x|^{_number(row.growth_exponent)}")
-        monotonic_text = (_number(row.min_slope) if row.monotonic
-                          else f"breaks at {_number(row.monotonic_break_x)}")
-        status = "[green]kept[/]" if row.kept else f"[red]{row.reason}[/]"
-        if row.kept and row.compile_note:
-            status += f" [yellow](warning: {row.compile_note})[/]"
+        f0, bounded_text, flat, monotonic_text, status = _cells(row)
         listing.add_row(
             row.name, row.expression,
-            _mark(row.zero_centred, _number(row.f0)), _mark(row.bounded, bounded_text),
-            _mark(row.centre_sensitive, _number(row.flat_zone_width)),
-            _mark(row.monotonic, monotonic_text), status)
+            _mark(row.zero_centred, f0), _mark(row.bounded, bounded_text),
+            _mark(row.centre_sensitive, flat), _mark(row.monotonic, monotonic_text),
+            "[green]kept[/]" + status[4:] if row.kept else f"[red]{status}[/]")
     counts = catalog_counts(table)
-    summary = Table(title="counts per family (raw: before deduplication)", header_style="bold")
+    summary = Table(title="counts per family (raw: before deduplication)", header_style="bold",
+                    box=box.SIMPLE_HEAD, title_justify="left")
     for column in counts.columns:
         summary.add_column(column, justify="left" if column == "family" else "right")
     for record in counts.itertuples(index=False):
         summary.add_row(*[str(value) for value in record])
-    return [listing, summary]
+    note = ("zero-centred: f(0); bounded: sup|f| (or the growth exponent); centre-sensitive: "
+            "flat-zone width; monotonic: min f' (or where it breaks). ✓ passed, ✗ failed.")
+    from rich.text import Text
+
+    return [listing, summary, Text(note, style="dim")]
+
+
+CATALOG_FORMATS = ("table", "md", "csv", "json")
+
+
+def catalog_text(table: "pd.DataFrame", show: str = "all", fmt: str = "md") -> str:
+    """The catalog listing as Markdown (``md``), or every column as ``csv`` / ``json``."""
+    import json
+
+    rows = _rows(table, show)
+    if fmt in ("csv", "json"):
+        plain = rows.copy()
+        plain.attrs = {}
+        if fmt == "csv":
+            return plain.to_csv(index=False)
+        return json.dumps(json.loads(plain.to_json(orient="records")), indent=1) + "\n"
+    if fmt != "md":
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(CATALOG_FORMATS)})",
+                         field="--format")
+    header = ["name", "formula", "zero-centred f(0)", "bounded sup\\|f\\|", "centre flat width",
+              "monotonic min f'", "kept / why rejected"]
+    lines = [f"# {len(rows)} candidates ({show})", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows.itertuples(index=False):
+        f0, bounded_text, flat, monotonic_text, status = _cells(row)
+        marks = ["pass" if ok else "FAIL" for ok in (row.zero_centred, row.bounded,
+                                                       row.centre_sensitive, row.monotonic)]
+        cells = [row.name, f"`{row.expression}`", f"{marks[0]} {f0}", f"{marks[1]} {bounded_text}",
+                 f"{marks[2]} {flat}", f"{marks[3]} {monotonic_text}", status]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    counts = catalog_counts(table)
+    lines += ["", "| " + " | ".join(counts.columns) + " |", "|" + "|".join("---" for _ in counts.columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in record) + " |" for record in counts.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 def write_catalog(table: "pd.DataFrame", out: str | Path) -> Path:

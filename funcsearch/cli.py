@@ -25,6 +25,44 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _wide() -> Console:
+    """The console for tables: the terminal's own width, or (a pipe, a file) ``$COLUMNS`` or
+    100 columns, so a capture looks like a terminal of that width."""
+    import os
+
+    if console.is_terminal:
+        return console
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=int(columns) if columns.isdigit() and int(columns) > 20 else 100)
+
+
+def _print(parts: list[object]) -> None:
+    wide = _wide()
+    for part in parts:
+        wide.print(part)
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> None:
+    from funcsearch.errors import InputError
+
+    if fmt not in allowed:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(allowed)})", field="--format")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from funcsearch import __version__
+
+        typer.echo(f"funcsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Search point-wise functions that replace normalization layers in Transformers."""
+
+
 def _emit(text: str, out: str | None) -> None:
     """Print a command's text output, or write it to ``out``."""
     if out is None:
@@ -117,9 +155,7 @@ def search_command(
     outcome = run_search(config, address=address, output=output, concurrency=concurrency,
                          console=console)
     if outcome.leaderboard is not None:
-        wide = console if console.is_terminal else Console(width=160)
-        for part in rich_renderables(outcome.leaderboard):
-            wide.print(part)
+        _print(rich_renderables(outcome.leaderboard))
     console.print(f"{outcome.runs} runs in {outcome.wall_time_s:.0f} s; results, leaderboard.md and "
                   f"leaderboard.csv in {outcome.folder}", highlight=False)
 
@@ -128,7 +164,7 @@ def search_command(
 def leaderboard_command(
     results: str = typer.Argument(..., help="a results folder, e.g. results/quickstart"),
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
-    fmt: str = typer.Option("table", "--format", help="table, md, csv or html"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv, json or html"),
     out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
     reference: str | None = typer.Option(None, "--reference", help="also show the proxy's fidelity "
                                          "against this reference CSV (path, or a shipped set's name, "
@@ -138,9 +174,8 @@ def leaderboard_command(
     from funcsearch.errors import InputError
     from funcsearch.ranking import FORMATS, leaderboard, rich_renderables
 
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", field="--format")
-    if reference is not None and fmt == "csv":
+    _check_format(fmt, FORMATS)
+    if reference is not None and fmt in ("csv", "json"):
         raise InputError("--reference adds a fidelity section: use --format table, md or html",
                          field="--reference")
     from funcsearch.fidelity import fidelity_lines
@@ -153,11 +188,11 @@ def leaderboard_command(
 
         fidelity = fidelity_section(results, reference, "html" if fmt == "html" else "md", proxy=proxy)
     if fmt == "table" and out is None:
-        wide = console if console.is_terminal else Console(width=160)  # pipes: no 80-column wrap
-        for part in rich_renderables(board):
-            wide.print(part)
+        _print(rich_renderables(board))
         if fidelity:
-            sys.stdout.write("\n" + fidelity)
+            from rich.markdown import Markdown
+
+            _print([Markdown(fidelity)])
         return
     text = board.render("md" if fmt == "table" else fmt) + fidelity
     _emit(text, out)
@@ -169,11 +204,16 @@ def plot_leaderboard_command(
     out: str = typer.Option(..., "--out", help="image file (.png, .pdf or .svg)"),
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
     top: int | None = typer.Option(None, "--top", min=1, help="only the best N per proxy"),
+    kind: str = typer.Option("difference", "--kind", help="difference: paired difference with the "
+                             "best baseline (the table's verdict); score: means with their intervals"),
 ) -> None:
-    """Scores per proxy with their 95% intervals over seeds, in rank order."""
+    """Each function against the best baseline, paired by seed, with its 95% interval, in rank order."""
+    from funcsearch.plots import check_image_path, save_figure
     from funcsearch.plots.leaderboard import plot_leaderboard
 
-    console.print(f"wrote {plot_leaderboard(results, out, proxy=proxy, top=top)}")
+    check_image_path(out)
+    figure = plot_leaderboard(results, proxy=proxy, top=top, kind=kind)
+    console.print(f"wrote {save_figure(figure, out, dpi=120)}")
 
 
 @app.command("candidates")
@@ -184,19 +224,24 @@ def candidates_command(
     kept: bool = typer.Option(False, "--kept", help="list only the kept candidates"),
     rejected: bool = typer.Option(False, "--rejected", help="list only the rejected candidates"),
     out: str | None = typer.Option(None, "--out", help="also write the catalog: .parquet or .csv"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json (to stdout)"),
 ) -> None:
     """Expand families, deduplicate, compile and check the four properties; print the table."""
-    from funcsearch.catalog import build_catalog, catalog_renderables, write_catalog
+    from funcsearch.catalog import (CATALOG_FORMATS, build_catalog, catalog_renderables, catalog_text,
+                                    write_catalog)
     from funcsearch.errors import InputError
 
+    _check_format(fmt, CATALOG_FORMATS)
     if kept and rejected:
         raise InputError("choose at most one of --kept and --rejected", field="--kept")
     table = build_catalog(paths, profile)
-    wide = console if console.is_terminal else Console(width=200)  # pipes: no 80-column wrap
-    for part in catalog_renderables(table, "kept" if kept else "rejected" if rejected else "all"):
-        wide.print(part)
+    show = "kept" if kept else "rejected" if rejected else "all"
+    if fmt == "table":
+        _print(catalog_renderables(table, show))
+    else:
+        sys.stdout.write(catalog_text(table, show, fmt))
     if out is not None:
-        console.print(f"wrote {write_catalog(table, out)}")
+        err_console.print(f"wrote {write_catalog(table, out)}")
 
 
 @plot_app.command("shapes")
@@ -220,7 +265,10 @@ def plot_shapes_command(
         pairs += top_functions(folder, top)
     if not pairs:
         raise FuncsearchError("nothing to draw: give names or expressions, or --from results/<name>")
-    console.print(f"wrote {plot_shapes(pairs, out, profile)}")
+    from funcsearch.plots import check_image_path, save_figure
+
+    check_image_path(out)
+    console.print(f"wrote {save_figure(plot_shapes(pairs, profile), out)}")
 
 
 @app.command("fidelity")
@@ -231,23 +279,32 @@ def fidelity_command(
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
     studies: str | None = typer.Option(None, "--studies", help="comma-separated reference studies (a split)"),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k overlap"),
-    fmt: str = typer.Option("md", "--format", help="md or json"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
     out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
 ) -> None:
     """Proxy fidelity: rank agreement, top-k overlap and failure agreement with a reference."""
     import json
 
-    from funcsearch.errors import InputError
     from funcsearch.fidelity import fidelity_of_results
 
-    if fmt not in ("md", "json"):
-        raise InputError(f"unknown format {fmt!r} (choose md or json)", field="--format")
+    _check_format(fmt, ("table", "md", "csv", "json"))
     chosen = [s.strip() for s in studies.split(",") if s.strip()] if studies else None
     reports = fidelity_of_results(results, reference, proxy=proxy, studies=chosen, top_k=top_k)
+    markdown = "\n\n".join(r.to_markdown() for r in reports) + "\n"
+    if fmt == "table" and out is None:
+        from rich.markdown import Markdown  # tables drawn, wrapped between words, no \\| escapes
+
+        _print([Markdown(markdown)])
+        return
     if fmt == "json":
         text = json.dumps([r.to_dict() for r in reports], indent=2) + "\n"
+    elif fmt == "csv":
+        import pandas as pd
+
+        text = pd.DataFrame([{k: v for k, v in r.to_dict().items() if k != "patterns"}
+                             for r in reports]).to_csv(index=False)
     else:
-        text = "\n\n".join(r.to_markdown() for r in reports) + "\n"
+        text = markdown
     _emit(text, out)
 
 
@@ -287,21 +344,106 @@ def report_command(
 @app.command("studies")
 def studies_command(
     root: str = typer.Argument("results", help="the folder that holds the results folders"),
-    out: str | None = typer.Option(None, "--out", help="write the Markdown index here, e.g. "
-                                   "results/README.md (default: print it)"),
+    out: str | None = typer.Option(None, "--out", help="write the index here, e.g. results/README.md "
+                                   "(Markdown unless --format says otherwise)"),
     top: int = typer.Option(3, "--top", min=1, help="leaderboard entries shown per proxy"),
     reference: str | None = typer.Option(None, "--reference",
                                          help="reference CSV for the fidelity column (path or shipped "
                                               "set; default: the paper's property tables)"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
 ) -> None:
     """Index of every study under a results folder: trials, outcomes, wall time, top entries,
     noise and fidelity."""
     from funcsearch.references import reference_path
-    from funcsearch.studies import PAPER_LABEL, render_index, summarize_studies
+    from funcsearch.studies import (PAPER_LABEL, STUDIES_FORMATS, render_index, studies_renderables,
+                                    studies_text, summarize_studies)
 
+    _check_format(fmt, STUDIES_FORMATS)
     studies, calibrations = summarize_studies(root, top=top, reference=reference)
-    label = PAPER_LABEL if reference is None else reference_path(reference).name
-    _emit(render_index(studies, calibrations, root=root, reference_label=label), out)
+    if fmt == "table" and out is None:
+        _print(studies_renderables(studies, calibrations))
+        return
+    if fmt in ("md", "table"):
+        label = PAPER_LABEL if reference is None else reference_path(reference).name
+        _emit(render_index(studies, calibrations, root=root, reference_label=label), out)
+    else:
+        _emit(studies_text(studies, fmt), out)
+
+
+@app.command("compare")
+def compare_command(
+    a: str = typer.Argument(..., help="results folder A, e.g. results/property_shift"),
+    b: str = typer.Argument(..., help="results folder B (the same folder to compare two settings of it)"),
+    where_a: list[str] = typer.Option([], "--a", help="keep A's trials with column=value (repeatable), "
+                                      "e.g. --a shift=scalar"),
+    where_b: list[str] = typer.Option([], "--b", help="keep B's trials with column=value, e.g. --b shift=none"),
+    proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
+    out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+) -> None:
+    """Two studies (or two settings of one), paired by function (fingerprint and shift) and seed."""
+    from funcsearch.compare import FORMATS, compare_results
+    from funcsearch.errors import InputError
+
+    _check_format(fmt, FORMATS)
+
+    def pairs(items: list[str], field: str) -> dict[str, str]:
+        bad = [i for i in items if "=" not in i]
+        if bad:
+            raise InputError(f"expected column=value, got {bad[0]!r}", field=field)
+        return dict(i.split("=", 1) for i in items)
+
+    comparison = compare_results(a, b, proxy=proxy, where_a=pairs(where_a, "--a"), where_b=pairs(where_b, "--b"))
+    if fmt == "table" and out is None:
+        _print(comparison.rich_renderables())
+        return
+    _emit(comparison.render("md" if fmt == "table" else fmt), out)
+
+
+@app.command("halloffame")
+def halloffame_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/paper_search"),
+    every: bool = typer.Option(False, "--all", help="every function, not only the Pareto front"),
+    latency: bool = typer.Option(True, "--latency/--no-latency", help="measure layer latency (seconds)"),
+    fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
+    out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+) -> None:
+    """Per proxy and aggregate: the Pareto front of score, expression complexity and layer latency."""
+    from funcsearch.halloffame import FORMATS, hall_of_fame
+
+    _check_format(fmt, FORMATS)
+    fame = hall_of_fame(results, latency=latency)
+    if fmt == "table" and out is None:
+        _print(fame.rich_renderables(front_only=not every))
+        return
+    _emit(fame.render("md" if fmt == "table" else fmt, front_only=not every), out)
+
+
+@app.command("export")
+def export_command(
+    name: str = typer.Argument(..., help="a function: a results folder's name (with --results), a "
+                               "built-in name (erf, isru, ...) or an expression"),
+    fmt: str = typer.Option("latex", "--format", help="latex, sympy or torch (a ready nn.Module)"),
+    results: str | None = typer.Option(None, "--results", help="results folder whose names to use"),
+    out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
+) -> None:
+    """One function as LaTeX, sympy text, or a self-contained torch module."""
+    from funcsearch.export import export_function
+
+    _emit(export_function(name, fmt, results=results), out)
+
+
+@app.command("tensorboard")
+def tensorboard_command(
+    results: str = typer.Argument(..., help="a results folder, e.g. results/paper_search"),
+    logdir: str = typer.Option(..., "--logdir", help="folder for the event files (then: tensorboard --logdir it)"),
+) -> None:
+    """Export every trial (curves, final metrics, settings as hparams) as TensorBoard event files."""
+    from funcsearch.tracking import export_tensorboard
+
+    count = export_tensorboard(results, logdir)
+    console.print(f"wrote {count} runs under {logdir} (tensorboard --logdir {logdir})", highlight=False)
+
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one clear line."""

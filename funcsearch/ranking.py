@@ -35,9 +35,9 @@ import pandas as pd
 from scipy import stats
 
 from funcsearch.errors import InputError
-from funcsearch.metrics import orient
+from funcsearch.metrics import Metric, orient
 
-FORMATS = ("table", "md", "csv", "html")
+FORMATS = ("table", "md", "csv", "json", "html")
 
 
 @dataclass
@@ -51,6 +51,7 @@ class Leaderboard:
     primary: dict[str, tuple[str, bool]] = field(default_factory=dict)
     title: str = "leaderboard"
     fidelity: list[str] = field(default_factory=list)  # sentences, from funcsearch.fidelity.fidelity_lines
+    displays: dict[str, MetricDisplay] = field(default_factory=dict)  # proxy -> how its metric is shown
 
     def to_frame(self) -> pd.DataFrame:
         """One long table: a row per (proxy, function), with the aggregate rank joined."""
@@ -65,11 +66,12 @@ class Leaderboard:
         return frame[first + [c for c in frame.columns if c not in first]]
 
     def render(self, fmt: str = "md") -> str:
-        """Text in ``md``, ``csv`` or ``html`` (``table`` is drawn by :func:`rich_renderables`)."""
+        """Text in ``md``, ``csv``, ``json`` or ``html`` (``table`` is drawn by
+        :func:`rich_renderables`); numbers in each metric's display unit."""
         if fmt == "csv":
-            buffer = io.StringIO()
-            self.to_frame().to_csv(buffer, index=False)
-            return buffer.getvalue()
+            return _csv(self)
+        if fmt == "json":
+            return _json(self)
         if fmt == "md":
             return _markdown(self)
         if fmt == "html":
@@ -141,6 +143,7 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> 
         seed_agreement=_seed_agreement(frame, primary),
         primary=primary,
         title=title,
+        displays={p: metric_display(p, m, h, frame[frame["proxy"] == p]) for p, (m, h) in primary.items()},
     )
 
 
@@ -153,13 +156,14 @@ def _best_units(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep, per (proxy, function), the hyperparameter point with the best mean over seeds."""
     frame = frame.copy()
     frame["_signed"] = _signed(frame).where(frame["status"] == "ok")
-    keep = []
-    for _, rows in frame.groupby(["proxy", "candidate"], sort=False):
-        units = rows.groupby("unit_key", sort=False)["_signed"].agg(["mean", "count"])
-        # most seeds ok first (a point that diverged on a seed is worse), then the best mean
-        order = units.sort_values(["count", "mean"], ascending=False, na_position="last")
-        keep.append(rows[rows["unit_key"] == order.index[0]])
-    return pd.concat(keep, ignore_index=True) if keep else frame
+    if frame["unit_key"].nunique() == frame.groupby(["proxy", "candidate"], sort=False).ngroups:
+        return frame.reset_index(drop=True)  # one point per function: nothing to choose (no sweep)
+    units = frame.groupby(["proxy", "candidate", "unit_key"], sort=False)["_signed"].agg(["mean", "count"])
+    # most seeds ok first (a point that diverged on a seed is worse), then the best mean
+    order = units.reset_index().sort_values(["count", "mean"], ascending=False, na_position="last",
+                                            kind="stable")
+    best = set(order.drop_duplicates(["proxy", "candidate"])["unit_key"])
+    return frame[frame["unit_key"].isin(best)].reset_index(drop=True)
 
 
 def _proxy_table(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
@@ -323,6 +327,148 @@ def top_functions(results: str | Path, top: int) -> list[tuple[str, str]]:
 
 
 # -- rendering ------------------------------------------------------------------------------
+#
+# Every number is shown in its metric's display unit (the proxy's declaration: accuracy in %),
+# with no more digits than the measurement resolves: where the evaluation set's size is known
+# (one example = scale / size, e.g. 100/360 = 0.28 points of accuracy), values get the decimals
+# of that step; elsewhere 4 significant digits, and spreads 2.
+
+
+@dataclass(frozen=True)
+class MetricDisplay:
+    """How one proxy's primary metric is shown: its declaration, and the evaluation set's size
+    where it bounds the resolution (``eval_examples``, a count of ``eval_what``)."""
+
+    metric: Metric
+    eval_examples: int | None = None
+    eval_what: str = "evaluation examples"
+
+    @property
+    def unit(self) -> str:
+        return self.metric.unit
+
+    @property
+    def step(self) -> float | None:
+        """What one evaluation example is worth in the display unit; None when unknown."""
+        return self.metric.scale / self.eval_examples if self.eval_examples else None
+
+    @property
+    def decimals(self) -> int | None:
+        step = self.step
+        return None if step is None else max(0, math.ceil(-math.log10(step) - 1e-9))
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """A percentage lies in [0, 100]: intervals are clipped to it."""
+        return (0.0, 100.0) if self.metric.unit == "%" else None
+
+    def scaled(self, value: object) -> float:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return math.nan
+        return float(value) * self.metric.scale
+
+    def value(self, value: object) -> str:
+        """A score (mean, interval end) in the display unit."""
+        x = self.scaled(value)
+        if math.isnan(x):
+            return ""
+        if self.decimals is not None:
+            return f"{x:.{self.decimals}f}"
+        return fmt(x)
+
+    def spread(self, value: object, signed: bool = False) -> str:
+        """A std, half-width or difference: one decimal more than the step, else 2 significant."""
+        x = self.scaled(value)
+        if math.isnan(x):
+            return ""
+        if self.decimals is not None:
+            text = f"{x:.{self.decimals + 1}f}"
+        else:
+            text = significant(x, 2)
+        return ("+" + text) if signed and x >= 0 and not text.startswith("+") else text
+
+    def interval(self, low: object, high: object, *, difference: bool = False) -> str:
+        lo, hi = self.scaled(low), self.scaled(high)
+        if math.isnan(lo):
+            return ""
+        if not difference and self.bounds is not None:
+            lo, hi = max(lo, self.bounds[0]), min(hi, self.bounds[1])
+        show = (lambda v: self.spread(v / self.metric.scale)) if difference else \
+            (lambda v: self.value(v / self.metric.scale))
+        return f"[{show(lo)}, {show(hi)}]"
+
+    @property
+    def heading(self) -> str:
+        return self.metric.heading
+
+    def suffix(self, text: str) -> str:
+        """``text (unit)`` for a column heading."""
+        return f"{text} ({self.unit})" if self.unit else text
+
+    @property
+    def resolution_note(self) -> str:
+        """'360 test images: one is 0.28 points' where the size is known, else ''."""
+        if not self.eval_examples:
+            return ""
+        unit = "points" if self.unit == "%" else self.unit
+        return (f"{self.eval_examples} {self.eval_what}: one is {significant(self.step or 0, 2)} "
+                f"{unit}".rstrip())
+
+
+def _declared(proxy: str, metric: str) -> Metric | None:
+    from funcsearch.proxies.registry import declared_metric
+
+    return declared_metric(proxy, metric)
+
+
+def _eval_set(proxy: str, metric: str, unit: str, frame: pd.DataFrame | None) -> tuple[int | None, str]:
+    """(size, what) of the evaluation set that bounds ``metric``'s resolution, if known.
+
+    From the trials' details (``eval_examples``, ``eval_what``) when they record it, else from
+    the proxy's declaration ``extra["eval_set"] = {"examples": n, "what": "test images",
+    "metrics": [...], "dataset": fingerprint}`` (for its embedded dataset only)."""
+    if frame is not None and "details" in frame and len(frame):
+        sizes, whats = [], []
+        for text in frame["details"]:
+            try:
+                details = json.loads(text) if isinstance(text, str) and text else {}
+            except ValueError:
+                details = {}
+            if details.get("eval_examples"):
+                sizes.append(int(details["eval_examples"]))
+                whats.append(str(details.get("eval_what", "evaluation examples")))
+        if sizes and len(set(sizes)) == 1 and unit == "%":
+            return sizes[0], whats[0]
+    from funcsearch.proxies.registry import PROXIES
+
+    entry = PROXIES.get(proxy)
+    declared = (entry.extra.get("eval_set") if entry is not None else None) or {}
+    if not isinstance(declared, dict) or metric not in declared.get("metrics", ()):
+        return None, ""
+    dataset = declared.get("dataset")
+    if dataset and frame is not None and "details" in frame and len(frame):
+        used = {json.loads(t).get("dataset") for t in frame["details"] if isinstance(t, str) and t}
+        if used != {dataset}:
+            return None, ""
+    size = declared.get("examples")
+    return (int(size), str(declared.get("what", "evaluation examples"))) if size else (None, "")
+
+
+def metric_display(proxy: str, metric: str, higher_is_better: bool,
+                   frame: pd.DataFrame | None = None) -> MetricDisplay:
+    """The display of ``proxy``'s ``metric``: as the proxy declares it, or (a proxy not
+    registered here) the stored name and direction with scale 1."""
+    declared = _declared(proxy, metric) or Metric(metric, higher_is_better, True, metric)
+    size, what = _eval_set(proxy, metric, declared.unit, frame)
+    return MetricDisplay(declared, size, what or "evaluation examples")
+
+
+def board_display(board: Leaderboard, proxy: str) -> MetricDisplay:
+    if proxy not in board.displays:
+        metric, higher = board.primary[proxy]
+        board.displays[proxy] = metric_display(proxy, metric, higher)
+    return board.displays[proxy]
+
 
 def fmt(value: object, digits: int = 4) -> str:
     """Compact number: 4 significant digits, blank for missing."""
@@ -335,30 +481,47 @@ def fmt(value: object, digits: int = 4) -> str:
     return str(value)
 
 
-def _interval(low: object, high: object) -> str:
+def _interval(low: object, high: object, digits: int = 4) -> str:
     if low is None or (isinstance(low, float) and math.isnan(low)):
         return ""
-    return f"[{fmt(low)}, {fmt(high)}]"
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
-def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and string cells of a per-proxy table, for every text format."""
-    swept = any(h not in ("{}", "", None) for h in table["hyperparameters"])
+def _swept(table: pd.DataFrame) -> bool:
+    return any(h not in ("{}", "", None) for h in table["hyperparameters"])
+
+
+def _point(hyperparameters: str | None) -> str:
+    params = json.loads(hyperparameters or "{}")
+    return ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in params.items())
+
+
+def _verdict(r: pd.Series, best: str = "(best baseline)") -> str:
+    """The comparison with the best baseline; a function with no ok seed says why."""
+    if r["candidate"] == r["best_baseline"]:
+        return best
+    if r["ok"] == 0:
+        return "diverged" if r["diverged"] else ("pruned" if r["pruned"] else "failed")
+    return str(r["beats_best_baseline"] or "")
+
+
+def display_rows(table: pd.DataFrame, display: MetricDisplay | None = None
+                 ) -> tuple[list[str], list[list[str]]]:
+    """Header and string cells of a per-proxy table, for every text format (display units)."""
+    d = display or MetricDisplay(Metric("score", True, True, "score"))
+    swept = _swept(table)
     header = ["rank", "function", "kind"] + (["best point"] if swept else []) + [
-        "ok", "div", "pruned", "failed", "mean", "std", "95% CI",
-        "diff vs best baseline", "diff 95% CI", "beats best baseline"]
+        "ok", "div", "pruned", "failed", d.suffix("mean"), d.suffix("std"), "95% CI",
+        d.suffix("diff vs best baseline"), "diff 95% CI", "beats best baseline"]
     body = []
     for _, r in table.iterrows():
         cells = [fmt(r["rank"]) or "-", str(r["candidate"]), str(r["kind"])]
         if swept:
-            params = json.loads(r["hyperparameters"] or "{}")
-            cells.append(", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
-                                   for k, v in params.items()))
+            cells.append(_point(r["hyperparameters"]))
         cells += [str(r["ok"]), str(r["diverged"]), str(r["pruned"]), str(r["failed"]),
-                  fmt(r["mean"]), fmt(r["std"]), _interval(r["ci95_low"], r["ci95_high"]),
-                  fmt(r["diff_vs_best_baseline"]), _interval(r["diff_ci95_low"], r["diff_ci95_high"]),
-                  "(best baseline)" if r["candidate"] == r["best_baseline"] else
-                  str(r["beats_best_baseline"] or "")]
+                  d.value(r["mean"]), d.spread(r["std"]), d.interval(r["ci95_low"], r["ci95_high"]),
+                  d.spread(r["diff_vs_best_baseline"], signed=True),
+                  d.interval(r["diff_ci95_low"], r["diff_ci95_high"], difference=True), _verdict(r)]
         body.append(cells)
     return header, body
 
@@ -372,6 +535,12 @@ def aggregate_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _rho_interval(low: object, high: object) -> str:
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return ""
+    return f"[{float(low):+.2f}, {float(high):+.2f}]"
+
+
 def agreement_lines(board: Leaderboard) -> list[str]:
     """Rank agreement as sentences with their noise."""
     lines = []
@@ -381,14 +550,14 @@ def agreement_lines(board: Leaderboard) -> list[str]:
                          f"({r['functions']} functions in both)")
         else:
             lines.append(f"Spearman {r['proxy_a']} vs {r['proxy_b']}: {r['spearman']:+.2f} "
-                         f"95% CI {_interval(r['ci95_low'], r['ci95_high']) or 'n/a (n<=3)'}, "
+                         f"95% CI {_rho_interval(r['ci95_low'], r['ci95_high']) or 'n/a (n<=3)'}, "
                          f"{r['functions']} functions")
     for _, r in board.seed_agreement.iterrows():
         if r["seed_pairs"] == 0:
             lines.append(f"Seed agreement {r['proxy']}: n/a ({r['seeds']} seed(s))")
         elif r["seed_pairs"] == 1:
             lines.append(f"Seed agreement {r['proxy']}: Spearman {r['mean_spearman']:+.2f} "
-                         f"95% CI {_interval(r['ci95_low'], r['ci95_high']) or 'n/a'} "
+                         f"95% CI {_rho_interval(r['ci95_low'], r['ci95_high']) or 'n/a'} "
                          f"(seeds {r['seeds']}, {r['functions']} functions)")
         else:
             lines.append(f"Seed agreement {r['proxy']}: mean Spearman {r['mean_spearman']:+.2f} "
@@ -398,8 +567,11 @@ def agreement_lines(board: Leaderboard) -> list[str]:
 
 
 def _direction(board: Leaderboard, proxy: str) -> str:
+    """``test_acc, higher is better; 360 test images: one is 0.28 points`` (the unit is in the
+    column headings)."""
     metric, higher = board.primary[proxy]
-    return f"{metric}, {'higher' if higher else 'lower'} is better"
+    note = board_display(board, proxy).resolution_note
+    return f"{metric}, {'higher' if higher else 'lower'} is better" + (f"; {note}" if note else "")
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -411,7 +583,8 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 def _markdown(board: Leaderboard) -> str:
     parts = [f"# Leaderboard: {board.title}", ""]
     for proxy, table in board.proxies.items():
-        parts += [f"## {proxy} ({_direction(board, proxy)})", "", _md_table(*display_rows(table)), ""]
+        parts += [f"## {proxy} ({_direction(board, proxy)})", "",
+                  _md_table(*display_rows(table, board_display(board, proxy))), ""]
     if len(board.proxies) > 1:
         parts += ["## Aggregate rank (mean of per-proxy ranks)", "", _md_table(*aggregate_rows(board)), ""]
     parts += ["## Rank agreement", ""] + [f"- {line}" for line in agreement_lines(board)] + [""]
@@ -419,6 +592,46 @@ def _markdown(board: Leaderboard) -> str:
         parts += ["## Fidelity", ""] + [f"- {line}" for line in board.fidelity] + [""]
     parts += [NOTE, ""]
     return "\n".join(parts)
+
+
+def _csv(board: Leaderboard) -> str:
+    """One row per (proxy, function), numbers in each metric's display unit (column ``unit``)."""
+    frame = board.to_frame()
+    if len(frame):
+        scale = frame["proxy"].map(lambda p: board_display(board, p).metric.scale)
+        for column in ("mean", "std", "ci95_low", "ci95_high", "diff_vs_best_baseline",
+                       "diff_ci95_low", "diff_ci95_high"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce") * scale
+        frame.insert(4, "metric", frame["proxy"].map(lambda p: board.primary[p][0]))
+        frame.insert(5, "unit", frame["proxy"].map(lambda p: board_display(board, p).unit))
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _json(board: Leaderboard) -> str:
+    """The leaderboard as JSON: per proxy its metric (unit, direction, evaluation set) and rows
+    in display units, the aggregate and the agreement lines."""
+    def clean(value: object) -> object:
+        if isinstance(value, (float, np.floating)):
+            return None if math.isnan(float(value)) else float(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    rows = json.loads(pd.read_csv(io.StringIO(_csv(board))).to_json(orient="records")) if board.proxies else []
+    proxies = {}
+    for proxy in board.proxies:
+        d = board_display(board, proxy)
+        metric, higher = board.primary[proxy]
+        proxies[proxy] = {"metric": metric, "label": d.metric.label, "unit": d.unit,
+                          "higher_is_better": higher, "eval_examples": d.eval_examples,
+                          "eval_what": d.eval_what if d.eval_examples else None,
+                          "rows": [r for r in rows if r["proxy"] == proxy]}
+    aggregate = [{k: clean(v) for k, v in r.items()} for r in board.aggregate.to_dict("records")]
+    return json.dumps({"title": board.title, "proxies": proxies, "aggregate": aggregate,
+                       "agreement": agreement_lines(board), "fidelity": board.fidelity,
+                       "note": NOTE}, indent=2) + "\n"
 
 
 def _html_table(header: list[str], body: list[list[str]]) -> str:
@@ -431,7 +644,7 @@ def _html(board: Leaderboard) -> str:
     parts = [f"<h1>Leaderboard: {html.escape(board.title)}</h1>"]
     for proxy, table in board.proxies.items():
         parts += [f"<h2>{html.escape(proxy)} ({html.escape(_direction(board, proxy))})</h2>",
-                  _html_table(*display_rows(table))]
+                  _html_table(*display_rows(table, board_display(board, proxy)))]
     if len(board.proxies) > 1:
         parts += ["<h2>Aggregate rank</h2>", _html_table(*aggregate_rows(board))]
     parts += ["<h2>Rank agreement</h2><ul>"] + [
@@ -442,8 +655,9 @@ def _html(board: Leaderboard) -> str:
     return "\n".join(parts) + "\n"
 
 
-NOTE = ("mean/std over seeds that finished ok; 95% CI t-based; diff = paired by seed, "
-        "positive = better than the best baseline; 'yes' = whole 95% CI above 0.")
+NOTE = ("mean/std over seeds that finished ok; 95% CI t-based (percentages clipped to [0, 100]); "
+        "diff = paired by seed, positive = better than the best baseline; 'yes' = whole 95% CI "
+        "above 0, 'worse' = whole CI below 0.")
 
 
 def significant(value: float, digits: int = 2) -> str:
@@ -454,54 +668,62 @@ def significant(value: float, digits: int = 2) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _plus_minus(mean: object, low: object, high: object, signed: bool = False) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return ""
-    text = f"{float(mean):+.4g}" if signed else fmt(mean)
-    if low is None or (isinstance(low, float) and math.isnan(low)):
-        return text
-    return f"{text} ± {significant((float(high) - float(low)) / 2)}"
+TERMINAL_WIDTH = 100
+"""Terminal tables are laid out for this width when the output is not a terminal."""
 
 
 def rich_renderables(board: Leaderboard) -> list[object]:
-    """Rich tables for the terminal (``--format table``): the same numbers, fewer columns."""
+    """Rich tables for the terminal (``--format table``): the same numbers as the Markdown in
+    fewer, narrower columns (std, CI ends and the kind are in ``--format md``), laid out to fit
+    100 columns with the function names kept whole where they fit (wrapped, never cut)."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     out: list[object] = []
     for proxy, table in board.proxies.items():
-        swept = any(h not in ("{}", "", None) for h in table["hyperparameters"])
-        _, body = display_rows(table)
-        t = Table(title=f"{proxy} ({_direction(board, proxy)})", title_justify="left")
-        t.add_column("rank", justify="right")
-        t.add_column("function", overflow="fold")
+        d = board_display(board, proxy)
+        swept = _swept(table)
+        t = Table(title=f"{proxy}: {_direction(board, proxy)}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        t.add_column("#", justify="right", no_wrap=True)
+        t.add_column("function", overflow="fold", min_width=18, ratio=3)
         if swept:
-            t.add_column("best point", overflow="fold")
-        t.add_column("ok/div/pr/fail", justify="right")
-        t.add_column("mean ± 95% CI", justify="right", no_wrap=True)
-        t.add_column("std", justify="right")
-        t.add_column("vs best baseline ± 95% CI", justify="right", no_wrap=True)
-        t.add_column("beats", justify="left")
-        for cells, (_, r) in zip(body, table.iterrows()):
-            row = cells[:3 + swept]
-            del row[2]  # kind: shown by colour
-            row += [f"{r['ok']}/{r['diverged']}/{r['pruned']}/{r['failed']}",
-                    _plus_minus(r["mean"], r["ci95_low"], r["ci95_high"]), fmt(r["std"], 2),
-                    _plus_minus(r["diff_vs_best_baseline"], r["diff_ci95_low"], r["diff_ci95_high"],
-                                signed=True),
-                    "(best)" if r["candidate"] == r["best_baseline"] else str(r["beats_best_baseline"] or "")]
-            t.add_row(*row, style="cyan" if r["kind"] == "baseline" else None)
+            t.add_column("best point", overflow="fold", min_width=10, ratio=1)
+        t.add_column("ok/div/pr/fail", justify="right", no_wrap=True)
+        t.add_column(d.suffix("mean") + " ± 95%", justify="right", max_width=16)
+        t.add_column("vs best baseline ± 95%", justify="right", max_width=18)
+        t.add_column("beats best", justify="left", max_width=12)
+        for _, r in table.iterrows():
+            row = [fmt(r["rank"]) or "-", str(r["candidate"])]
+            if swept:
+                row.append(_point(r["hyperparameters"]))
+            mean = d.value(r["mean"])
+            if mean and not _nan(r["ci95_low"]):
+                mean += f" ± {d.spread((float(r['ci95_high']) - float(r['ci95_low'])) / 2)}"
+            diff = d.spread(r["diff_vs_best_baseline"], signed=True)
+            if diff and not _nan(r["diff_ci95_low"]):
+                diff += f" ± {d.spread((float(r['diff_ci95_high']) - float(r['diff_ci95_low'])) / 2)}"
+            verdict = _verdict(r, "(best)")
+            row += [f"{r['ok']}/{r['diverged']}/{r['pruned']}/{r['failed']}", mean, diff, verdict]
+            style = "cyan" if r["kind"] == "baseline" else ("red" if r["ok"] == 0 else None)
+            t.add_row(*row, style=style)
         out.append(t)
     if len(board.proxies) > 1:
         header, body = aggregate_rows(board)
-        t = Table(title="aggregate rank (mean of per-proxy ranks)", title_justify="left")
+        t = Table(title="aggregate rank (mean of per-proxy ranks)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
         for h in header:
             t.add_column(h, justify="left" if h in ("function", "kind") else "right",
-                         overflow="fold" if h == "function" else "ellipsis")
+                         overflow="fold", min_width=18 if h == "function" else None)
         for row in body:
             t.add_row(*row)
         out.append(t)
     out += [Text(line) for line in agreement_lines(board)]
     out += [Text(line) for line in board.fidelity]
-    out.append(Text(NOTE + " Baselines in cyan.", style="dim"))
+    out.append(Text(NOTE + " Baselines in cyan, functions with no ok seed in red.", style="dim"))
     return out
+
+
+def _nan(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

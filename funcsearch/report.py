@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from funcsearch.errors import FuncsearchError, InputError
-from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, display_rows, fmt,
-                                    leaderboard, spearman_interval)
+from funcsearch.plots import save_figure
+from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, board_display,
+                                display_rows, fmt, leaderboard, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
 
 if TYPE_CHECKING:
@@ -110,38 +111,48 @@ def fit_table(frame: pd.DataFrame, proxy: str, board: Leaderboard | None = None)
 
 
 def _seed_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (proxy, fingerprint): name, mean/std/n of the ok scores, seeds diverged."""
+    """Per (proxy, fingerprint, shift): name, mean/std/n of the ok scores, seeds diverged."""
     from funcsearch.expressions import fingerprint
 
     frame = frame[frame["expression"].map(lambda e: isinstance(e, str) and bool(e))]
     frame = frame[frame["status"].isin(("ok", "diverged"))]
     prints = {e: fingerprint(e) for e in set(frame["expression"])}
-    frame = frame.assign(fingerprint=frame["expression"].map(prints))
+    shift = frame["shift"].fillna("none").astype(str) if "shift" in frame else "none"
+    frame = frame.assign(fingerprint=frame["expression"].map(prints), shift=shift)
     records = []
-    for (proxy, fp), group in frame.groupby(["proxy", "fingerprint"], sort=False):
+    for (proxy, fp, kind), group in frame.groupby(["proxy", "fingerprint", "shift"], sort=False):
         ok = group[group["status"] == "ok"]["score"].astype(float).to_numpy()
-        records.append({"proxy": proxy, "fingerprint": fp, "candidate": group["candidate"].iloc[0],
+        records.append({"proxy": proxy, "fingerprint": fp, "shift": kind, "candidate": group["candidate"].iloc[0],
                         "expression": group["expression"].iloc[0], "mean": float(ok.mean()) if len(ok) else math.nan,
                         "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan, "ok": len(ok),
                         "diverged": int((group["status"] == "diverged").sum())})
-    return pd.DataFrame.from_records(records, columns=["proxy", "fingerprint", "candidate", "expression",
+    return pd.DataFrame.from_records(records, columns=["proxy", "fingerprint", "shift", "candidate", "expression",
                                                        "mean", "std", "ok", "diverged"])
 
 
 def compare_studies(a: str | Path | pd.DataFrame, b: str | Path | pd.DataFrame, *,
                     proxy: str | None = None) -> pd.DataFrame:
-    """The functions two studies share, joined by numeric fingerprint (spelling-proof), with
-    each study's seed mean, std, ok and diverged seed counts, and the difference b - a.
+    """The functions two studies share, joined by numeric fingerprint (spelling-proof) **and
+    learnable shift** (``erf`` with s and without it are different functions), with each
+    study's seed mean, std, ok and diverged seed counts, and the difference b - a.
 
     Folders are read with their current plan; baselines without an expression (LayerNorm,
-    RMSNorm) have no fingerprint and are left out. One row per (proxy, function)."""
+    RMSNorm) have no fingerprint and are left out. One row per (proxy, function, shift).
+    ``attrs["unpaired"]`` counts the functions both ran with different shifts (not joined).
+    For the paired-by-seed comparison with intervals use
+    :func:`funcsearch.compare.compare_results` (``funcsearch compare``)."""
     frames = [x if isinstance(x, pd.DataFrame) else read_results(x) for x in (a, b)]
     means = [_seed_means(f if proxy is None else f[f["proxy"] == proxy]) for f in frames]
-    joined = means[0].merge(means[1], on=["proxy", "fingerprint"], suffixes=("_a", "_b"))
+    joined = means[0].merge(means[1], on=["proxy", "fingerprint", "shift"], suffixes=("_a", "_b"))
     joined["diff"] = joined["mean_b"] - joined["mean_a"]
-    columns = ["proxy", "candidate_a", "candidate_b", "expression_a", "mean_a", "std_a", "ok_a",
+    columns = ["proxy", "shift", "candidate_a", "candidate_b", "expression_a", "mean_a", "std_a", "ok_a",
                "diverged_a", "mean_b", "std_b", "ok_b", "diverged_b", "diff", "fingerprint"]
-    return joined[columns].sort_values(["proxy", "mean_a"], ascending=[True, False]).reset_index(drop=True)
+    out = joined[columns].sort_values(["proxy", "mean_a"], ascending=[True, False]).reset_index(drop=True)
+    either = means[0].merge(means[1], on=["proxy", "fingerprint"], suffixes=("_a", "_b"))
+    out.attrs["unpaired"] = int(len(either[either["shift_a"] != either["shift_b"]][["proxy", "fingerprint"]]
+                                    .drop_duplicates().merge(out[["proxy", "fingerprint"]], how="left",
+                                                             indicator=True).query("_merge == 'left_only'")))
+    return out
 
 
 # -- HTML helpers ---------------------------------------------------------------------------
@@ -159,7 +170,8 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]],
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         cells = "".join(f"<td>{c if raw else _e(c)}</td>" for c in row)
         lines.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return (f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody>"
+            "</table></div>")
 
 
 def _img(name: str, alt: str) -> str:
@@ -238,10 +250,14 @@ def _leaderboard_section(ctx: _Context) -> str:
     from funcsearch.plots.leaderboard import plot_leaderboard
 
     name = "leaderboard.png"
-    plot_leaderboard(ctx.board, ctx.image(name))
-    parts = ['<h2 id="leaderboard">Leaderboard per proxy</h2>', _img(name, "leaderboard plot")]
+    save_figure(plot_leaderboard(ctx.board), ctx.image(name), dpi=110)
+    parts = ['<h2 id="leaderboard">Leaderboard per proxy</h2>',
+             "<p class=note>The plot draws each function's difference with the best baseline, "
+             "paired by seed, with the 95% interval of those paired differences: the interval "
+             "behind the table's <em>beats best baseline</em> verdict. Functions with no ok seed "
+             "are named in the right margin, off the scale.</p>", _img(name, "leaderboard plot")]
     for proxy, table in ctx.board.proxies.items():
-        header, body = display_rows(table)
+        header, body = display_rows(table, board_display(ctx.board, proxy))
         classes = ["baseline" if k == "baseline" else ("bad" if ok == 0 else "")
                    for k, ok in zip(table["kind"], table["ok"])]
         parts += [f"<h3>{_e(proxy)} ({_e(_direction(ctx.board, proxy))})</h3>",
@@ -287,7 +303,7 @@ def _shapes_section(ctx: _Context) -> str:
         groups = [(f"top {ctx.top}", ordered[:ctx.top]), (f"bottom {ctx.top}, worst last", ordered[-ctx.top:])]
     for label, names in groups:
         name = f"shapes_{_safe(label.split(',')[0])}.png"
-        plot_shapes([(n, expressions[n]) for n in names], ctx.image(name), ctx.profile)
+        save_figure(plot_shapes([(n, expressions[n]) for n in names], ctx.profile), ctx.image(name))
         parts += [f"<h3>{_e(label)} (by aggregate rank)</h3>", _img(name, f"shapes, {label}")]
     parts.append("<p class=note>f solid, f' dashed, on [-5, 5]; marks: the four property "
                  "verdicts with their key number (green = passed). Statistics-based norms "
@@ -303,7 +319,7 @@ def _curves_section(ctx: _Context) -> str:
         rows = _best_point_rows(ctx.frame, ctx.board, proxy)
         top = [str(c) for c in table["candidate"].head(ctx.top)]
         name = f"curves_top_{_safe(proxy)}.png"
-        plot_curves(rows, top, ctx.image(name))
+        save_figure(plot_curves(rows, top), ctx.image(name), dpi=100)
         parts += [f"<h3>{_e(proxy)}: top {len(top)}</h3>", _img(name, f"curves of the top of {proxy}")]
         # every diverged trial, at whatever hyperparameter point it ran
         every = ctx.frame[ctx.frame["proxy"] == proxy]
@@ -318,7 +334,7 @@ def _curves_section(ctx: _Context) -> str:
                                                                           chosen["hyperparameters"])])
         labels = list(dict.fromkeys(chosen["candidate"]))
         name = f"curves_diverged_{_safe(proxy)}.png"
-        plot_curves(chosen, labels, ctx.image(name))
+        save_figure(plot_curves(chosen, labels), ctx.image(name), dpi=100)
         parts += [f"<h3>{_e(proxy)}: every function with a diverged seed ({len(labels)})</h3>",
                   _img(name, f"curves of the diverged functions of {proxy}")]
         messages = chosen[chosen["status"] == "diverged"][["candidate", "seed", "message"]]
@@ -389,16 +405,20 @@ def _fit_section(ctx: _Context) -> str:
         name = f"fit_vs_test_{_safe(proxy)}.png"
         scored = table.dropna(subset=["train_eval_loss_mean", "metric_mean"])
         if len(scored):
-            plot_fit_vs_test(table, ctx.image(name), metric=metric, higher=higher,
-                             title=f"{proxy}: fitting vs generalisation (seed mean, bars +-1 std)")
+            d = board_display(ctx.board, proxy)
+            save_figure(plot_fit_vs_test(table, metric=metric, higher=higher, scale=d.metric.scale,
+                                         unit=d.unit, title=f"{proxy}: fitting vs generalisation "
+                                         "(seed mean, bars +-1 std)"), ctx.image(name), dpi=110)
         rho, low, high, n = spearman_interval(scored["train_eval_loss_mean"].to_numpy(),
                                               scored["metric_mean"].to_numpy())
         correlation = ("n/a (fewer than 3 functions)" if math.isnan(rho) else
                        f"{rho:+.2f}" + (f", 95% CI [{low:+.2f}, {high:+.2f}]" if not math.isnan(low) else "")
                        + f", {n} functions")
+        d = board_display(ctx.board, proxy)
         body = [[fmt(r["rank"]) or "-", str(r["candidate"]), str(r["seeds_ok"]),
                  _pm(r["train_eval_loss_mean"], r["train_eval_loss_std"]),
-                 _pm(r["metric_mean"], r["metric_std"]), fmt(r["test_loss_mean"]), fmt(r["gap_mean"])]
+                 (d.value(r["metric_mean"]) + (f" ± {d.spread(r['metric_std'])}" if d.spread(r["metric_std"]) else "")),
+                 fmt(r["test_loss_mean"]), fmt(r["gap_mean"])]
                 for _, r in table.iterrows()]
         reading = ("negative" if higher else "positive") + " = the functions that fit better also test better"
         parts += [f"<h3>{_e(proxy)}</h3>",
@@ -407,7 +427,7 @@ def _fit_section(ctx: _Context) -> str:
         if len(scored):
             parts.append(_img(name, f"fitting vs generalisation on {proxy}"))
         parts.append(_table(["rank", "function", "ok seeds", "eval-mode train loss (mean ± std)",
-                             f"{metric} (mean ± std)", "test loss", "test - train loss"], body,
+                             d.suffix(f"{metric}, mean ± std"), "test loss", "test - train loss"], body,
                             ["baseline" if k == "baseline" else "" for k in table["kind"]]))
     if not found:
         parts.append("<p class=note>Only proxies that declare <code>train_eval_loss</code> record it.</p>")
@@ -430,8 +450,10 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
                   f"<p>Studies: {_e(', '.join(r.studies))}. Shared functions: {r.n_shared}; "
                   f"seeds: {r.n_seeds}.</p>",
                   _table(["measure", "value"], [
-                      ["Spearman (95% bootstrap over seeds)", str(r.spearman)],
-                      ["Kendall tau-b (95% bootstrap over seeds)", str(r.kendall)],
+                      ["Spearman (95% bootstrap over functions and seeds)", str(r.spearman)],
+                      *([["Spearman, Fisher-z 95% interval", str(r.spearman_fisher)]]
+                        if getattr(r, "spearman_fisher", None) is not None else []),
+                      ["Kendall tau-b (95% bootstrap over functions and seeds)", str(r.kendall)],
                       [f"top-{r.top_k} overlap", f"{r.top_k_overlap:.2f}"],
                       ["reference divergences caught (proxy failure or among its worst)",
                        f"{r.failures_caught}/{r.reference_failures}"],
@@ -454,8 +476,8 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
                   fmt(x["proxy_mean"]), "yes" if x["proxy_failed"] else "", str(x["proxy_rank"]),
                   str(x["reference_rank"])] for _, x in t.iterrows()]) + "</details>")
     parts.append("<p class=note>A proxy failure = at least half the seeds diverged; failures rank "
-                 "below every working function. Intervals are percentile bootstraps over seeds; "
-                 "with 3 seeds they are wide.</p>")
+                 "below every working function. Bootstrap intervals resample functions and seeds "
+                 "together; with few of either they are wide.</p>")
     return "\n".join(parts)
 
 
@@ -489,6 +511,133 @@ def _fidelity_section(ctx: _Context, reference: str | Path, bootstrap: int) -> s
     return "\n".join(parts + [fidelity_html(reports, Path(source).name)])
 
 
+def _headline(ctx: _Context) -> str:
+    """Who won on each proxy, by how much against the best baseline, whether beyond seed noise,
+    how reproducible the order is, and how far a proxy ranking can be trusted (fidelity)."""
+    items = []
+    for proxy, table in ctx.board.proxies.items():
+        d = board_display(ctx.board, proxy)
+        metric, higher = ctx.board.primary[proxy]
+        unit = d.unit if d.unit == "%" else (f" {d.unit}" if d.unit else "")
+        points = "points" if d.unit == "%" else (d.unit or "")
+        ranked = table[table["ok"] > 0]
+        candidates = table[table["kind"] == "candidate"]
+        best = table[(table["kind"] == "baseline") & (table["ok"] > 0)]
+        lead = []
+        if len(ranked):
+            top = ranked.iloc[0]
+            lead.append(f"<b>{_e(top['candidate'])}</b> ranks first ({_e(top['kind'])}, "
+                        f"{_e(d.value(top['mean']))}{_e(unit)} mean over {int(top['ok'])} seeds).")
+        scored = candidates[candidates["ok"] > 0]
+        if len(best) and len(scored):
+            base = best.iloc[0]
+            cand = scored.iloc[0]
+            diff = d.spread(cand["diff_vs_best_baseline"], signed=True)
+            interval = d.interval(cand["diff_ci95_low"], cand["diff_ci95_high"], difference=True)
+            verdict = str(cand["beats_best_baseline"] or "n/a")
+            meaning = {"yes": "better than it beyond seed noise",
+                       "worse": "worse than it beyond seed noise",
+                       "within noise": "<b>not separable from it</b>: the interval contains 0",
+                       }.get(verdict, "not compared (fewer than 2 paired seeds)")
+            lead.append(f"The best candidate, <b>{_e(cand['candidate'])}</b>, differs from the best baseline "
+                        f"{_e(base['candidate'])} ({_e(d.value(base['mean']))}{_e(unit)}) by "
+                        f"<b>{_e(diff)} {_e(points)}</b> (paired over {_e(fmt(cand['pairs']))} seeds, 95% CI "
+                        f"{_e(interval or 'n/a')}, positive = better): {meaning}.")
+        verdicts = candidates["beats_best_baseline"].astype(str)
+        never_ok = int(((candidates["ok"] == 0) & (candidates["diverged"] > 0)).sum())
+        lead.append(f"Of {len(candidates)} candidates, {int((verdicts == 'yes').sum())} beat the best "
+                    f"baseline beyond noise, {int((verdicts == 'within noise').sum())} are within noise, "
+                    f"{int((verdicts == 'worse').sum())} are worse, {never_ok} diverged on every seed.")
+        if d.resolution_note:
+            lead.append(f"Resolution: {_e(d.resolution_note)}.")
+        seeds = ctx.board.seed_agreement
+        row = seeds[seeds["proxy"] == proxy]
+        if len(row) and not math.isnan(float(row.iloc[0]["mean_spearman"])):
+            lead.append(f"Seed agreement (how reproducible the order is, 1 = every seed ranks alike): "
+                        f"Spearman {float(row.iloc[0]['mean_spearman']):+.2f}.")
+        items.append(f"<li><b>{_e(proxy)}</b> ({_e(metric)}, {'higher' if higher else 'lower'} is better): "
+                     + " ".join(lead) + "</li>")
+    fidelity = ctx.board.fidelity or []
+    caveat = ("<p class=caveat><b>Fidelity caveat.</b> These are rankings on small proxy tasks; "
+              "whether they predict full-scale results is a separate measurement: "
+              + (" ".join(_e(line) for line in fidelity) if fidelity else "not measured for this study.")
+              + "</p>")
+    return "\n".join(['<section class=headline id="headline"><h2>Headline</h2><ul>', *items, "</ul>",
+                      caveat, "</section>"])
+
+
+def _distinct(values: pd.Series) -> list[str]:
+    return sorted({str(v) for v in values.dropna() if str(v) not in ("", "{}", "None")})
+
+
+def _provenance(ctx: _Context) -> str:
+    """How these numbers were made: config, shift, recipe or preset, code versions, device, data."""
+    from funcsearch import __version__
+
+    frame = ctx.frame
+    for column in ("versions", "details", "config", "overrides", "shift", "alpha_init", "node", "config_hash"):
+        if column not in frame:  # rows stored before a column existed
+            frame = frame.assign(**{column: None})
+    rows = []
+    for proxy, group in frame.groupby("proxy", sort=True):
+        versions: dict[str, set[str]] = {}
+        for text in group["versions"].dropna():
+            try:
+                for k, v in json.loads(text).items():
+                    versions.setdefault(k, set()).add(str(v))
+            except ValueError:
+                continue
+        datasets = set()
+        for text in group["details"].dropna():
+            try:
+                datasets.add(str(json.loads(text).get("dataset", "")))
+            except ValueError:
+                continue
+        device = ", ".join(f"{d}/{p}" for d, p in sorted(set(zip(
+            group.get("device", pd.Series("cpu", index=group.index)).fillna("cpu"),
+            group.get("precision", pd.Series("fp32", index=group.index)).fillna("fp32")))))
+        gpu = ", ".join(sorted(versions.get("gpu", set())))
+        rows.append([proxy, ", ".join(_distinct(group["shift"])) or "-",
+                     ", ".join(_distinct(group["alpha_init"])) or "-",
+                     "; ".join(_distinct(group["overrides"])) or "the proxy's defaults",
+                     str(group["config_hash"].nunique()),
+                     "; ".join(f"{k} {', '.join(sorted(v))}" for k, v in sorted(versions.items()) if k != "gpu"),
+                     device + (f" ({gpu})" if gpu else "") + f", {group['node'].nunique()} node(s)",
+                     ", ".join(sorted(d for d in datasets if d)) or "-"])
+    parts = ['<h2 id="provenance">Provenance</h2>',
+             _table(["proxy", "learnable shift s", "alpha init", "recipe (config overrides)",
+                     "distinct resolved configs", "code versions (as recorded by the trials)",
+                     "device / precision", "dataset"], rows)]
+    for proxy, group in frame.groupby("proxy", sort=True):
+        configs = group["config"].dropna()
+        if len(configs):
+            try:
+                text = json.dumps(json.loads(configs.iloc[0]), indent=1, sort_keys=True)
+            except ValueError:
+                text = str(configs.iloc[0])
+            parts.append(f"<details><summary>resolved recipe of {_e(proxy)} (one trial's)</summary>"
+                         f"<pre>{_e(text)}</pre></details>")
+    config = ctx.folder / "search.yaml"
+    if config.exists():
+        parts.append(f"<details><summary>search config ({_e(config)})</summary><pre>"
+                     f"{_e(config.read_text(encoding='utf-8', errors='replace'))}</pre></details>")
+    parts.append(f"<p class=note>Page written by funcsearch {_e(__version__)}{_e(_git_commit())}; "
+                 "the trials' own versions are in the table.</p>")
+    return "\n".join(parts)
+
+
+def _git_commit() -> str:
+    """' (git abc1234)' when the package runs from a git checkout, else ''."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=3)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f" (git {out.stdout.strip()})" if out.returncode == 0 and out.stdout.strip() else ""
+
+
 IMAGE_PREFIXES = ("leaderboard", "shapes_", "curves_", "fit_vs_test_")
 """Names of the PNGs a report writes (older ones of these names are removed when rewritten)."""
 
@@ -503,6 +652,11 @@ tr.weak td{background:#fff7e6}
 img{max-width:100%;border:1px solid #eee}.note{color:#555;font-size:12.5px}
 .pass{color:#17803d;font-weight:600}.fail{color:#c62828;font-weight:600}code{font-size:11.5px}
 nav a{margin-right:14px}details{margin:6px 0}
+.headline{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:4px 16px 8px;margin:16px 0}
+.headline h2{margin-top:10px;border:none}.headline li{margin:6px 0}
+.caveat{background:#fff7e6;border-left:4px solid #e8a33d;padding:6px 10px}
+.scroll{overflow-x:auto;max-width:100%}pre{white-space:pre-wrap;font-size:11.5px}
+@media (max-width:900px){body{margin:12px auto;padding:0 8px}table{font-size:11.5px}th,td{padding:2px 4px}}
 """
 
 
@@ -529,18 +683,31 @@ def write_report(results: str | Path, out: str | Path | None = None, *,
                 ("agreement", "Rank agreement", _agreement_section), ("shapes", "Shapes", _shapes_section),
                 ("curves", "Training curves", _curves_section), ("properties", "Properties", _property_section),
                 ("fit", "Fitting vs generalisation", _fit_section)]
+    try:
+        from funcsearch.fidelity import fidelity_lines
+
+        board.fidelity = fidelity_lines(frame)
+    except Exception as exc:  # noqa: BLE001 - the caveat then says why; the page is still written
+        board.fidelity = [f"fidelity not measured ({type(exc).__name__}: {exc})"]
     body = [build(ctx) for _, _, build in sections]
     if reference is not None:
         sections.append(("fidelity", "Fidelity", _fidelity_section))
         body.append(_fidelity_section(ctx, reference, bootstrap))
+    sections.insert(0, ("headline", "Headline", _headline))
+    body.insert(0, _headline(ctx))
+    sections.append(("provenance", "Provenance", _provenance))
+    body.append(_provenance(ctx))
     nav = "<nav>" + "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t, _ in sections) + "</nav>"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>funcsearch report: {_e(folder.name)}</title>", f"<style>{STYLE}</style></head><body>",
+        f"<title>funcsearch report: {_e(folder.name)}</title>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>funcsearch report: {_e(folder.name)}</h1>",
         f"<p class=note>Results folder <code>{_e(folder)}</code>; written {stamp} by "
-        "<code>funcsearch report</code>. Images are the PNG files beside this page.</p>",
+        "<code>funcsearch report</code>. Images are the PNG files beside this page; provenance "
+        "(config, shift, recipe, versions, device) is at the end.</p>",
         nav, *body, "</body></html>", ""])
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from funcsearch.fidelity import Interval, measure_fidelity
-from funcsearch.ranking import fmt, is_results_folder, leaderboard
+from funcsearch.ranking import is_results_folder, leaderboard, metric_display
 from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.search.store import ResultsStore
 
@@ -112,11 +112,12 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
     plan = store.read_plan() or []
     description = ""
     config_path = folder / "search.yaml"
-    if config_path.exists():
-        from funcsearch.search.config import load_search_config
+    if config_path.exists():  # only its description: read, not validated (no proxy import)
+        from funcsearch.yamlio import load_yaml
 
         try:
-            description = load_search_config(config_path).description
+            data = load_yaml(config_path).data
+            description = str(data.get("description") or "") if isinstance(data, dict) else ""
         except Exception:  # noqa: BLE001 - an index must not fail on one odd folder
             description = ""
     messages = frame["message"] if "message" in frame else pd.Series([], dtype=object)
@@ -142,11 +143,13 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
                                   for r in board.seed_agreement.itertuples(index=False)
                                   if not math.isnan(r.mean_spearman)}
         for proxy in board.proxies if reference is not None else ():
-            try:
-                report = measure_fidelity(frame, reference, proxy=proxy)
+            try:  # no bootstrap here (it was 90% of the index's time): the Fisher-z interval
+                report = measure_fidelity(frame, reference, proxy=proxy, bootstrap=0)
             except ValueError:  # nothing comparable (other functions, or another shift): no figure
                 continue
-            summary.fidelity[proxy] = (report.spearman, report.n_shared)
+            fisher = getattr(report, "spearman_fisher", None)
+            low, high = (fisher.low, fisher.high) if fisher is not None else (math.nan, math.nan)
+            summary.fidelity[proxy] = (Interval(report.spearman.estimate, low, high), report.n_shared)
     return summary
 
 
@@ -196,17 +199,22 @@ def _minutes(seconds: float) -> str:
     return "-" if not seconds else f"{seconds / 60:.0f} min"
 
 
-def _entry(entry: Entry, metric: tuple[str, bool], proxy: str) -> str:
-    name = entry.candidate.replace("|", "\\|")  # a bare | would split the Markdown cell
+def _entry(entry: Entry, metric: tuple[str, bool], proxy: str, escape: bool = True) -> str:
+    """``name mean +- std`` in the metric's display unit and resolution."""
+    name = entry.candidate.replace("|", "\\|") if escape else entry.candidate  # a bare | splits a cell
     if entry.ok == 0:
         return f"{name} (diverged on {entry.diverged}/{entry.seeds} seeds)"
-    from funcsearch.proxies.registry import declared_metric
-
-    declared = declared_metric(proxy, metric[0])
-    scale = declared.scale if declared is not None else 1.0
-    spread = "" if math.isnan(entry.std) else f" +- {fmt(entry.std * scale, 2)}"
+    d = metric_display(proxy, metric[0], metric[1])
+    spread = "" if math.isnan(entry.std) else f" +- {d.spread(entry.std)}"
     seeds = "" if entry.ok == entry.seeds else f" ({entry.ok}/{entry.seeds} ok)"
-    return f"{name} {fmt(entry.mean * scale, 3)}{spread}{seeds}"
+    return f"{name} {d.value(entry.mean)}{spread}{seeds}"
+
+
+def _metric_heading(summary: StudySummary, proxy: str) -> str:
+    metric, higher = summary.metric[proxy]
+    d = metric_display(proxy, metric, higher)
+    unit = f", {d.unit}" if d.unit else ""
+    return f"{proxy} ({metric}{unit}, {'higher' if higher else 'lower'} is better)"
 
 
 def _trust(summary: StudySummary, proxy: str) -> str:
@@ -236,13 +244,13 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         "*new* trials ran in the study itself; *reused* ones were copied from a sibling study "
         "with the same trial key. *busy* is the wall time during which the study's own trials "
         "ran (parallel trials counted once); *CPU* is their summed CPU time. Top 3 per proxy: "
-        "mean +- standard deviation over seeds (accuracy in %, FID as is); the differences "
+        "mean +- standard deviation over seeds, in each metric's unit; the differences "
         "between them are usually within seed noise: read each study's leaderboard for the "
         "intervals and paired comparisons. *noise and fidelity*, per proxy: *seeds* is the mean "
         "Spearman between the rankings of two seeds (how reproducible the order is; 1 = every "
         f"seed ranks alike); *reference* is the Spearman with the full-scale reference ({reference_label}) "
-        "over the functions both ran with the same shift, with its 95% bootstrap interval over seeds "
-        "(`funcsearch fidelity` gives the full measure); no figure where fewer than 3 "
+        "over the functions both ran with the same shift, with its Fisher-z 95% interval "
+        "(`funcsearch fidelity` gives the full measure, with bootstrap intervals); no figure where fewer than 3 "
         "functions are shared.",
         "",
         "| study | trials (new + reused) / planned | ok / diverged / failed | busy | CPU | top 3 "
@@ -255,8 +263,7 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         counts = " / ".join(str(s.status.get(k, 0)) for k in ("ok", "diverged", "failed"))
         done = "" if s.complete else " (**incomplete**)"
         tops = "<br>".join(
-            f"{proxy} ({s.metric[proxy][0]}, {'higher' if s.metric[proxy][1] else 'lower'} is better): "
-            + "; ".join(_entry(e, s.metric[proxy], proxy) for e in entries)
+            f"{_metric_heading(s, proxy)}: " + "; ".join(_entry(e, s.metric[proxy], proxy) for e in entries)
             for proxy, entries in s.top.items())
         trust = "<br>".join(_trust(s, proxy) for proxy in s.top)
         lines.append(f"| {link} | {s.stored} ({s.new} + {s.reused}) / {s.planned}{done} | {counts} | "
@@ -268,3 +275,84 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
             lines.append(f"| [{c.name}]({c.name}/calibration.md) | {c.proxy} | {c.recipes} | "
                          f"{c.seconds / 3600:.1f} h |")
     return "\n".join(lines) + "\n"
+
+
+STUDIES_FORMATS = ("table", "md", "csv", "json")
+
+
+def studies_frame(studies: list[StudySummary]) -> "pd.DataFrame":
+    """One row per (study, proxy): counts, times, the top entries and the trust figures
+    (numbers in each metric's display unit)."""
+    records = []
+    for s in studies:
+        for proxy in s.top or {"": []}:
+            fidelity = s.fidelity.get(proxy)
+            record = {"study": s.name, "proxy": proxy, "planned": s.planned, "stored": s.stored,
+                      "new": s.new, "reused": s.reused, "complete": s.complete,
+                      **{status: s.status.get(status, 0) for status in ("ok", "diverged", "failed")},
+                      "busy_min": round(s.busy_wall_s / 60, 1), "cpu_h": round(s.cpu_s / 3600, 2),
+                      "metric": s.metric.get(proxy, ("", True))[0] if proxy else "",
+                      "top": "; ".join(_entry(e, s.metric[proxy], proxy, escape=False) for e in s.top.get(proxy, [])),
+                      "seed_agreement": s.seed_agreement.get(proxy, math.nan),
+                      "reference_spearman": fidelity[0].estimate if fidelity else math.nan,
+                      "reference_low": fidelity[0].low if fidelity else math.nan,
+                      "reference_high": fidelity[0].high if fidelity else math.nan,
+                      "reference_functions": fidelity[1] if fidelity else 0}
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def studies_text(studies: list[StudySummary], fmt: str) -> str:
+    """The index as ``csv`` or ``json`` (one row per study and proxy)."""
+    frame = studies_frame(studies)
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        import json
+
+        return json.dumps(json.loads(frame.to_json(orient="records")), indent=1) + "\n"
+    from funcsearch.errors import InputError
+
+    raise InputError(f"unknown format {fmt!r} (choose from {', '.join(STUDIES_FORMATS)})", field="--format")
+
+
+def studies_renderables(studies: list[StudySummary], calibrations: list[CalibrationSummary]) -> list[object]:
+    """Rich tables for a terminal (100 columns): one line per study, then its top entries and
+    how far to trust them, per proxy (no Markdown escapes, wrapped between words)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    overview = Table(title="studies", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    overview.add_column("study", style="bold", overflow="fold", min_width=16)
+    overview.add_column("trials (new+reused)/planned", justify="right")
+    overview.add_column("ok/div/failed", justify="right")
+    overview.add_column("busy", justify="right")
+    overview.add_column("CPU", justify="right")
+    for s in studies:
+        counts = "/".join(str(s.status.get(k, 0)) for k in ("ok", "diverged", "failed"))
+        overview.add_row(s.name, f"{s.stored} ({s.new}+{s.reused})/{s.planned}"
+                         + ("" if s.complete else " incomplete"), counts, _minutes(s.busy_wall_s),
+                         f"{s.cpu_s / 3600:.1f} h")
+    tops = Table(title="top 3 per proxy (mean +- std over seeds) and how far to trust them",
+                 title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_lines=True)
+    tops.add_column("study / proxy", overflow="fold", min_width=18, ratio=1)
+    tops.add_column("top 3", overflow="fold", min_width=30, ratio=3)
+    tops.add_column("seeds, reference", overflow="fold", min_width=16, ratio=1)
+    for s in studies:
+        for proxy, entries in s.top.items():
+            tops.add_row(f"{s.name}\n{_metric_heading(s, proxy)}",
+                         "\n".join(_entry(e, s.metric[proxy], proxy, escape=False) for e in entries),
+                         _trust(s, proxy).split(": ", 1)[1].replace(", reference", "\nreference"))
+    out: list[object] = [overview, tops,
+                         Text("seeds: mean Spearman between two seeds' rankings (1 = reproducible); "
+                              "reference: Spearman with the full-scale reference over the shared functions, "
+                              "Fisher-z 95% interval (funcsearch fidelity for the full measure).", style="dim")]
+    if calibrations:
+        calib = Table(title="proxy calibrations", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("calibration", "proxy", "recipes", "CPU"):
+            calib.add_column(column)
+        for c in calibrations:
+            calib.add_row(c.name, c.proxy, str(c.recipes), f"{c.seconds / 3600:.1f} h")
+        out.append(calib)
+    return out

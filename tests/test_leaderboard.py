@@ -116,7 +116,7 @@ def test_formats_carry_the_numbers(tmp_path: Path) -> None:
     board = leaderboard(frame())
     md = board.render("md")
     assert "## vit (test_acc, higher is better)" in md and "| 1 | A | candidate |" in md
-    assert "Spearman dit vs vit: +0.20 95% CI [-0.7453, 0.8782], 6 functions" in md
+    assert "Spearman dit vs vit: +0.20 95% CI [-0.75, +0.88], 6 functions" in md  # no false precision
     csv = board.render("csv")
     assert csv.splitlines()[0].startswith("proxy,rank,candidate,kind")
     assert len(csv.splitlines()) == 1 + 12

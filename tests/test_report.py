@@ -44,7 +44,7 @@ def test_report_writes_one_self_contained_page_with_every_section(tmp_path: Path
     # rankings come with their noise: the leaderboard's own 95% interval of LayerNorm on vit
     vit = leaderboard(folder).proxies["vit"].set_index("candidate")
     low, high = vit.loc["layernorm", ["ci95_low", "ci95_high"]]
-    assert f"[{low:.4g}, {high:.4g}]" in page
+    assert f"[{100 * low:.4g}, {100 * high:.4g}]" in page  # accuracy in %
     # property evidence: erf(x + 2) fails zero-centring, with its number
     row = page[page.index("erf|translate=+2<br>"):]
     assert re.match(r'.*?<span class="fail">FAIL</span> \|f\(0\)\|=0\.995', row, re.S)

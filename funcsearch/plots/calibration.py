@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,16 +19,17 @@ CALIBRATION_COLOUR = "#1f77b4"
 HOLDOUT_COLOUR = "#d62728"
 
 
-def plot_calibration(table: pd.DataFrame, out: str | Path, *, title: str = "",
-                     max_trial_seconds: float | None = None, chosen: str | None = None) -> Path:
-    """Draw the recipes of a calibration table (``recipes.parquet``) to ``out``."""
-    import matplotlib
+def plot_calibration(table: pd.DataFrame, out: str | Path | None = None, *, title: str = "",
+                     max_trial_seconds: float | None = None, chosen: str | None = None) -> Any:
+    """The recipes of a calibration table (``recipes.parquet``) as a Figure; with ``out``
+    (kept for :mod:`funcsearch.calibrate`), also saved there."""
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from funcsearch.plots import new_figure, save_figure
 
     valid = table[table["recipe"].astype(bool)] if "recipe" in table else table
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = new_figure(11, 4.2)
+    axes = fig.subplots(1, 2)
     panels = (("spearman", "Spearman vs reference"), ("pattern_share", "failure patterns reproduced"))
     for ax, (column, label) in zip(axes, panels):
         for split, colour, hollow in (("calibration", CALIBRATION_COLOUR, False), ("holdout", HOLDOUT_COLOUR, True)):
@@ -50,16 +52,18 @@ def plot_calibration(table: pd.DataFrame, out: str | Path, *, title: str = "",
         ax.set_ylabel(label)
         ax.set_ylim(-1.05 if column == "spearman" else -0.05, 1.05)
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], ls="", marker="o", color=CALIBRATION_COLOUR, label="recipe (calibration split)"),
-               plt.Line2D([], [], ls="", marker="s", color=CALIBRATION_COLOUR, label="default recipe"),
-               plt.Line2D([], [], ls="", marker="*", markersize=11, color=CALIBRATION_COLOUR, label="chosen recipe"),
-               plt.Line2D([], [], ls="", marker="o", markerfacecolor="none", color=HOLDOUT_COLOUR,
-                          label="hold-out split")]
+    # the legend's markers are drawn as the points are: filled dots, squares and stars for
+    # the calibration split, hollow markers (of the same shapes) for the hold-out split
+    handles = [Line2D([], [], ls="", marker="o", markersize=6.5, color=CALIBRATION_COLOUR,
+                      label="recipe (calibration split)"),
+               Line2D([], [], ls="", marker="s", markersize=6.5, color=CALIBRATION_COLOUR, label="default recipe"),
+               Line2D([], [], ls="", marker="*", markersize=12.5, color=CALIBRATION_COLOUR, label="chosen recipe"),
+               Line2D([], [], ls="", marker="o", markersize=6.5, markerfacecolor="none",
+                      markeredgecolor=HOLDOUT_COLOUR, color=HOLDOUT_COLOUR, label="hold-out (default: square, chosen: star)"),
+               Line2D([], [], ls="-", color=CALIBRATION_COLOUR, alpha=0.35, label="95% bootstrap interval")]
     axes[1].legend(handles=handles, fontsize=8, loc="lower right")
     fig.suptitle(title or "calibration: fidelity against cost", fontsize=11)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    if out is not None:
+        save_figure(fig, out, dpi=120)
+    return fig

@@ -1,6 +1,7 @@
 """Shapes of point-wise functions: one panel per function with f, f' and property marks.
 
-    plot_shapes([("erf", "erf(x)"), ("erf|flat_zone=3", "erf(x - clip(x, -3, 3))")], "shapes.png")
+    figure = plot_shapes([("erf", "erf(x)"), ("erf|flat_zone=3", "erf(x - clip(x, -3, 3))")])
+    save_figure(figure, "shapes.png")
 
 Functions are evaluated on the float64 reference (:func:`funcsearch.expressions.to_numpy`);
 f' is a central difference on the same grid. Each panel shows the four property verdicts
@@ -12,19 +13,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from funcsearch.errors import InputError
 from funcsearch.expressions import parse_expression, to_numpy
+from funcsearch.plots import IMAGE_SUFFIXES, new_figure
 from funcsearch.properties import PROPERTIES, Profile, PropertyReport, check_values, load_profile
 
 __all__ = ["plot_shapes", "resolve_shape_inputs", "property_marks"]
 
 SHORT = {"zero_centred": "zero-c", "bounded": "bounded", "centre_sensitive": "centre",
          "monotonic": "monotonic"}
-IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def resolve_shape_inputs(items: Sequence[str], from_paths: Sequence[str | Path] = ()
@@ -86,29 +87,20 @@ def property_marks(report: PropertyReport) -> list[tuple[str, bool]]:
     return marks
 
 
-def plot_shapes(functions: Sequence[tuple[str, str]], out: str | Path,
+def plot_shapes(functions: Sequence[tuple[str, str]],
                 profile: Profile | str | Path | None = None, *, x_range: float = 5.0,
-                columns: int = 4) -> Path:
-    """Draw a grid of panels (f solid, f' dashed, property marks) and save it to ``out``.
+                columns: int = 4) -> Any:
+    """A grid of panels (f solid, f' dashed, property marks) as a Figure.
 
-    ``functions`` are ``(name, expression)`` pairs; ``out`` ends in .png, .pdf or .svg.
-    Returns the path written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    if out.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(f"the image must end in {', '.join(IMAGE_SUFFIXES)}", field="--out",
-                         file=str(out))
+    ``functions`` are ``(name, expression)`` pairs."""
     if not functions:
         raise InputError("no functions to plot")
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
     columns = max(1, min(columns, len(functions)))
     rows = math.ceil(len(functions) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.1 * rows), squeeze=False)
+    fig = new_figure(3.6 * columns, 3.1 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False)
     x = np.linspace(-x_range, x_range, 1001)
     for index, (name, expression) in enumerate(functions):
         ax = axes[index // columns][index % columns]
@@ -141,7 +133,4 @@ def plot_shapes(functions: Sequence[tuple[str, str]], out: str | Path,
     for index in range(len(functions), rows * columns):
         axes[index // columns][index % columns].axis("off")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return fig
