@@ -81,10 +81,16 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     proxies = sorted(set(frame["proxy"]))
     fallbacks = {p: str(frame.loc[frame["proxy"] == p, "primary_metric"].iloc[0]) for p in proxies}
     per_proxy: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    notes = {}
     for proxy in proxies:
         rows = frame[frame["proxy"] == proxy].copy()
         metric = rule.metric_of(proxy, fallbacks[proxy])
-        rows["_value"] = orient(_metric_values(rows, metric), _direction(proxy, metric, rows))
+        values = _metric_values(rows, metric)
+        if np.isnan(values).all() and metric != fallbacks[proxy]:  # results that never recorded it
+            notes[proxy] = f"{proxy}: {metric} not recorded, {fallbacks[proxy]} used"
+            metric = fallbacks[proxy]
+            values = _metric_values(rows, metric)
+        rows["_value"] = orient(values, _direction(proxy, metric, rows))
         rows["_diverged"] = (rows["status"] == "diverged").astype(float)
         scores = rows.pivot_table(index="candidate", columns="seed", values="_value", aggfunc="mean", dropna=False)
         diverged = rows.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
@@ -115,4 +121,6 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
         table[f"rank_{proxy}"] = series.reindex(estimate.index).to_numpy()
     table = table.sort_values(["aggregate_score", "candidate"]).reset_index(drop=True)
     table.insert(0, "aggregate_rank", table["aggregate_score"].rank(method="min").astype(int))
-    return table, rule.describe(proxies, fallbacks)
+    table.attrs["metrics"] = {p: fallbacks[p] if p in notes else rule.metric_of(p, fallbacks[p]) for p in proxies}
+    text = rule.describe(proxies, fallbacks)
+    return table, text + (f" ({'; '.join(notes.values())})" if notes else "")

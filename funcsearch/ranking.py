@@ -14,7 +14,8 @@ For every proxy and function (candidates and baselines in one table):
 - with a sweep, the best point of each function is the one reported, as in the paper's
   DiT protocol: the point with the most seeds ok, then the best mean over seeds.
 
-Across proxies: an aggregate rank (mean of per-proxy ranks), the Spearman correlation
+Across proxies: the aggregate rank by the rule the search declares (:mod:`funcsearch.aggregate`,
+printed first, with its seed interval), the Spearman correlation
 between proxies' rankings (95% interval from Fisher's z with the Fieller variance), and
 per proxy the agreement across seeds (Spearman between the per-seed rankings, for every
 pair of seeds).
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from funcsearch.aggregate import AggregateRule, aggregate_ranking
 from funcsearch.errors import InputError
 from funcsearch.metrics import Metric, orient
 
@@ -52,6 +54,7 @@ class Leaderboard:
     title: str = "leaderboard"
     fidelity: list[str] = field(default_factory=list)  # sentences, from funcsearch.fidelity.fidelity_lines
     displays: dict[str, MetricDisplay] = field(default_factory=dict)  # proxy -> how its metric is shown
+    aggregate_rule: str = ""  # the declared rule the aggregate follows (funcsearch.aggregate)
 
     def to_frame(self) -> pd.DataFrame:
         """One long table: a row per (proxy, function), with the aggregate rank joined."""
@@ -112,8 +115,11 @@ def spearman_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tupl
 
 # -- building -------------------------------------------------------------------------------
 
-def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> Leaderboard:
-    """Build the leaderboard of a results folder (or of its trials frame)."""
+def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None,
+                rule: AggregateRule | None = None) -> Leaderboard:
+    """Build the leaderboard of a results folder (or of its trials frame). The aggregate
+    follows ``rule``, else the rule the folder's search config declares, else the default
+    (see :mod:`funcsearch.aggregate`)."""
     title = "leaderboard"
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
@@ -122,6 +128,7 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> 
 
         frame = read_results(source)
         title = Path(source).name
+        rule = rule or declared_rule(source)
     if proxy is not None:
         if proxy not in set(frame["proxy"]):
             raise InputError(f"no trials of proxy {proxy!r} (stored: "
@@ -135,10 +142,11 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None) -> 
         higher = bool(rows["higher_is_better"].iloc[0])
         primary[str(name)] = (metric, higher)
         tables[str(name)] = _proxy_table(rows, higher)
-    aggregate = _aggregate(tables)
+    aggregate, rule_text = _aggregate(frame, tables, rule)
     return Leaderboard(
         proxies=tables,
         aggregate=aggregate,
+        aggregate_rule=rule_text,
         proxy_agreement=_proxy_agreement(tables),
         seed_agreement=_seed_agreement(frame, primary),
         primary=primary,
@@ -187,6 +195,7 @@ def _proxy_table(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
             "ci95_low": low,
             "ci95_high": high,
             "_epochs": float(group["epochs_done"].astype(float).mean()),
+            **_regime_means(group),
         })
     table = pd.DataFrame.from_records(records)
     sign = 1.0 if higher else -1.0
@@ -208,7 +217,26 @@ def _proxy_table(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
             ranks.append(float(i + 1))
     table.insert(0, "rank", ranks)
     _compare_with_best_baseline(table, rows, sign)
+    if table[["u_gt1", "u_gt2", "u_p99"]].isna().all().all():
+        table = table.drop(columns=["u_gt1", "u_gt2", "u_p99"])  # trials older than the regime record
     return table.drop(columns=["_tier", "_key", "_epochs"])
+
+
+def _regime_means(group: pd.DataFrame) -> dict[str, float]:
+    """Seed means of the end-of-training regime (all point-wise sites pooled): ``u_gt1``,
+    ``u_gt2`` (shares of |u| above 1 and 2) and ``u_p99`` (see funcsearch.proxies.regime)."""
+    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
+    if "details" in group:
+        for text in group["details"]:
+            try:
+                end = (json.loads(text) if isinstance(text, str) and text else {}).get("regime", {}).get("end", {})
+            except ValueError:
+                continue
+            pooled = end.get("all") if isinstance(end, dict) else None
+            if pooled:
+                for key in values:
+                    values[key].append(float(pooled[key]))
+    return {f"u_{k}": (sum(v) / len(v) if v else math.nan) for k, v in values.items()}
 
 
 def _compare_with_best_baseline(table: pd.DataFrame, rows: pd.DataFrame, sign: float) -> None:
@@ -247,20 +275,43 @@ def _compare_with_best_baseline(table: pd.DataFrame, rows: pd.DataFrame, sign: f
         table.at[i, "beats_best_baseline"] = verdict
 
 
-def _aggregate(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def declared_rule(folder: str | Path) -> AggregateRule | None:
+    """The aggregate rule of a results folder's search config (None when it has none)."""
+    path = Path(folder) / "search.yaml"
+    if not path.is_file():
+        return None
+    try:
+        from funcsearch.yamlio import load_yaml
+
+        data = load_yaml(path).data
+        declared = data.get("aggregate") if isinstance(data, dict) else None
+        if not isinstance(declared, dict):
+            return None
+        return AggregateRule(dict(declared.get("metrics") or {}),
+                             {k: float(v) for k, v in (declared.get("weights") or {}).items()})
+    except Exception:  # noqa: BLE001 - an unreadable copy means the default rule
+        return None
+
+
+def _aggregate(frame: pd.DataFrame, tables: dict[str, pd.DataFrame],
+               rule: AggregateRule | None) -> tuple[pd.DataFrame, str]:
+    columns = ["aggregate_rank", "candidate", "kind", "mean_rank", "ci95_low", "ci95_high", "proxies"]
     if not tables:
-        return pd.DataFrame(columns=["aggregate_rank", "candidate", "kind", "mean_rank", "proxies"])
-    merged: pd.DataFrame | None = None
-    for proxy, table in tables.items():
-        part = table[["candidate", "kind", "rank"]].rename(columns={"rank": f"rank_{proxy}"})
-        merged = part if merged is None else merged.merge(part, on=["candidate", "kind"], how="outer")
-    assert merged is not None
-    rank_columns = [f"rank_{p}" for p in tables]
-    merged["mean_rank"] = merged[rank_columns].mean(axis=1, skipna=True)
-    merged["proxies"] = merged[rank_columns].notna().sum(axis=1)
-    merged = merged.sort_values(["mean_rank", "candidate"], na_position="last").reset_index(drop=True)
-    merged.insert(0, "aggregate_rank", merged["mean_rank"].rank(method="min"))
-    return merged
+        return pd.DataFrame(columns=columns), ""
+    table, text = aggregate_ranking(frame, rule, bootstrap=300)
+    metrics = dict(table.attrs.get("metrics", {}))
+    kinds = {c: k for t in tables.values() for c, k in zip(t["candidate"], t["kind"])}
+    table.insert(2, "kind", table["candidate"].map(kinds).fillna("candidate"))
+    rank_columns = [c for c in table.columns if c.startswith("rank_")]
+    table["proxies"] = table[rank_columns].notna().sum(axis=1)
+    table = table.rename(columns={"aggregate_score": "mean_rank"})
+    listed = set(table["candidate"])
+    missing = [c for c in kinds if c not in listed]  # nothing ok or diverged: unranked, last
+    if missing:
+        table = pd.concat([table, pd.DataFrame({"candidate": missing, "kind": [kinds[c] for c in missing]})],
+                          ignore_index=True)
+    table.attrs["metrics"] = metrics
+    return table, text
 
 
 def _proxy_agreement(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -513,6 +564,9 @@ def display_rows(table: pd.DataFrame, display: MetricDisplay | None = None
     header = ["rank", "function", "kind"] + (["best point"] if swept else []) + [
         "ok", "div", "pruned", "failed", d.suffix("mean"), d.suffix("std"), "95% CI",
         d.suffix("diff vs best baseline"), "diff 95% CI", "beats best baseline"]
+    regime = "u_gt1" in table.columns
+    if regime:
+        header.append("|u|>1 / >2 / p99 at end")
     body = []
     for _, r in table.iterrows():
         cells = [fmt(r["rank"]) or "-", str(r["candidate"]), str(r["kind"])]
@@ -522,17 +576,29 @@ def display_rows(table: pd.DataFrame, display: MetricDisplay | None = None
                   d.value(r["mean"]), d.spread(r["std"]), d.interval(r["ci95_low"], r["ci95_high"]),
                   d.spread(r["diff_vs_best_baseline"], signed=True),
                   d.interval(r["diff_ci95_low"], r["diff_ci95_high"], difference=True), _verdict(r)]
+        if regime:
+            cells.append("" if _nan(r["u_gt1"]) else
+                         f"{r['u_gt1']:.0%} / {r['u_gt2']:.0%} / {significant(float(r['u_p99']))}")
         body.append(cells)
     return header, body
 
 
 def aggregate_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    proxies = list(board.proxies)
-    header = ["rank", "function", "kind", *[f"rank {p}" for p in proxies], "mean rank"]
-    body = [[fmt(r["aggregate_rank"]), str(r["candidate"]), str(r["kind"]),
-             *[fmt(r[f"rank_{p}"]) for p in proxies], fmt(r["mean_rank"], 3)]
+    proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
+    metrics = board.aggregate.attrs.get("metrics", {})
+    header = ["rank", "function", "kind", "mean rank", "95% CI",
+              *[f"rank {p}" + (f" ({metrics[p]})" if p in metrics else "") for p in proxies]]
+    body = [[fmt(r["aggregate_rank"]) or "-", str(r["candidate"]), str(r["kind"]), fmt(r["mean_rank"], 3),
+             _interval(r.get("ci95_low"), r.get("ci95_high"), 3),
+             *[fmt(r[f"rank_{p}"]) for p in proxies]]
             for _, r in board.aggregate.iterrows()]
     return header, body
+
+
+def aggregate_title(board: Leaderboard) -> str:
+    """``Aggregate rank: rank average of dit: fid, vit: test_loss (declared before the results)``."""
+    rule = board.aggregate_rule or "mean of per-proxy ranks"
+    return f"Aggregate rank: {rule} (the rule is declared before the results; 95% CI over seeds)"
 
 
 def _rho_interval(low: object, high: object) -> str:
@@ -582,11 +648,11 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 def _markdown(board: Leaderboard) -> str:
     parts = [f"# Leaderboard: {board.title}", ""]
+    if len(board.proxies) > 1:
+        parts += [f"## {aggregate_title(board)}", "", _md_table(*aggregate_rows(board)), ""]
     for proxy, table in board.proxies.items():
         parts += [f"## {proxy} ({_direction(board, proxy)})", "",
                   _md_table(*display_rows(table, board_display(board, proxy))), ""]
-    if len(board.proxies) > 1:
-        parts += ["## Aggregate rank (mean of per-proxy ranks)", "", _md_table(*aggregate_rows(board)), ""]
     parts += ["## Rank agreement", ""] + [f"- {line}" for line in agreement_lines(board)] + [""]
     if board.fidelity:
         parts += ["## Fidelity", ""] + [f"- {line}" for line in board.fidelity] + [""]
@@ -642,11 +708,11 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
 
 def _html(board: Leaderboard) -> str:
     parts = [f"<h1>Leaderboard: {html.escape(board.title)}</h1>"]
+    if len(board.proxies) > 1:
+        parts += [f"<h2>{html.escape(aggregate_title(board))}</h2>", _html_table(*aggregate_rows(board))]
     for proxy, table in board.proxies.items():
         parts += [f"<h2>{html.escape(proxy)} ({html.escape(_direction(board, proxy))})</h2>",
                   _html_table(*display_rows(table, board_display(board, proxy)))]
-    if len(board.proxies) > 1:
-        parts += ["<h2>Aggregate rank</h2>", _html_table(*aggregate_rows(board))]
     parts += ["<h2>Rank agreement</h2><ul>"] + [
         f"<li>{html.escape(line)}</li>" for line in agreement_lines(board)] + ["</ul>"]
     if board.fidelity:
@@ -681,6 +747,15 @@ def rich_renderables(board: Leaderboard) -> list[object]:
     from rich.text import Text
 
     out: list[object] = []
+    if len(board.proxies) > 1:
+        header, body = aggregate_rows(board)
+        t = Table(title=aggregate_title(board), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for h in header:
+            t.add_column(h, justify="left" if h in ("function", "kind") else "right",
+                         overflow="fold", min_width=18 if h == "function" else None)
+        for row in body:
+            t.add_row(*row)
+        out.append(t)
     for proxy, table in board.proxies.items():
         d = board_display(board, proxy)
         swept = _swept(table)
@@ -708,16 +783,6 @@ def rich_renderables(board: Leaderboard) -> list[object]:
             row += [f"{r['ok']}/{r['diverged']}/{r['pruned']}/{r['failed']}", mean, diff, verdict]
             style = "cyan" if r["kind"] == "baseline" else ("red" if r["ok"] == 0 else None)
             t.add_row(*row, style=style)
-        out.append(t)
-    if len(board.proxies) > 1:
-        header, body = aggregate_rows(board)
-        t = Table(title="aggregate rank (mean of per-proxy ranks)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-        for h in header:
-            t.add_column(h, justify="left" if h in ("function", "kind") else "right",
-                         overflow="fold", min_width=18 if h == "function" else None)
-        for row in body:
-            t.add_row(*row)
         out.append(t)
     out += [Text(line) for line in agreement_lines(board)]
     out += [Text(line) for line in board.fidelity]

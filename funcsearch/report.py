@@ -40,7 +40,7 @@ import pandas as pd
 
 from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.plots import save_figure
-from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, board_display,
+from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, aggregate_title, board_display,
                                 display_rows, fmt, leaderboard, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
 
@@ -270,7 +270,7 @@ def _leaderboard_section(ctx: _Context) -> str:
 def _agreement_section(ctx: _Context) -> str:
     parts = ['<h2 id="agreement">Rank agreement</h2>']
     if len(ctx.board.proxies) > 1:
-        parts += ["<h3>Aggregate rank (mean of per-proxy ranks)</h3>", _table(*aggregate_rows(ctx.board))]
+        parts += [f"<h3>{_e(aggregate_title(ctx.board))}</h3>", _table(*aggregate_rows(ctx.board))]
     parts += ["<ul>"] + [f"<li>{_e(line)}</li>" for line in agreement_lines(ctx.board)] + ["</ul>"]
     parts.append("<p class=note>Spearman between proxies: over the functions both ranked, 95% "
                  "interval from Fisher's z. Seed agreement: Spearman between the rankings of two "

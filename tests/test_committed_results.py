@@ -38,7 +38,7 @@ def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
     assert planned <= set(records)
     if (folder / "leaderboard.md").exists():
         current = store.read_current()
-        board = leaderboard(current)
+        board = leaderboard(current, rule=config.aggregate.rule())
         board.title = config.name
         board.fidelity = fidelity_lines(current)
         assert board.render("md") == (folder / "leaderboard.md").read_text()

@@ -106,7 +106,9 @@ def test_a_throwaway_proxy_runs_through_search_leaderboard_and_report(ray_cluste
     assert frame["score"].map(math.isfinite).all()
     board = leaderboard(outcome.folder)
     assert list(board.proxies) == ["toyproxy"] and board.primary["toyproxy"] == ("toy_r2", True)
-    assert "## toyproxy (toy_r2, higher is better)" in (outcome.folder / "leaderboard.md").read_text()
+    md = (outcome.folder / "leaderboard.md").read_text()
+    assert "## toyproxy (toy_r2, higher is better)" in md
+    assert "|u|>1 / >2 / p99 at end" in md  # the regime of the point-wise functions, beside each
     page = write_report(outcome.folder, bootstrap=50)
     assert "toyproxy" in page.read_text()
 

@@ -290,7 +290,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
             from funcsearch.fidelity import fidelity_lines
             from funcsearch.ranking import leaderboard
 
-            board = leaderboard(current)
+            board = leaderboard(current, rule=config.aggregate.rule())
             board.title = config.name
             board.fidelity = fidelity_lines(current)
             store.write_text("leaderboard.md", board.render("md"))
