@@ -317,3 +317,9 @@ def test_a_run_continued_from_its_early_stop_checkpoint_equals_an_uninterrupted_
     assert continued.details["steps"] == full.details["steps"]
     assert continued.details["regime"] == full.details["regime"]
     assert not checkpoint.exists()  # a finished trial keeps no state
+
+
+def test_the_vit_declares_the_embedded_test_split_it_really_has() -> None:
+    digits = load_digits_dataset()
+    declared = PROXIES["vit"].extra["eval_set"]
+    assert (declared["examples"], declared["dataset"]) == (len(digits.test_labels), digits.fingerprint)
