@@ -15,7 +15,7 @@ from funcsearch.errors import InputError
 from funcsearch.metrics import Metric
 from funcsearch.proxies.proxy import Proxy
 
-BUILTIN_MODULES = ("funcsearch.proxies.vit", "funcsearch.proxies.dit")
+BUILTIN_MODULES = ("funcsearch.proxies.vit", "funcsearch.proxies.dit", "funcsearch.proxies.lm")
 """Modules whose ``PROXY`` is registered at import, in this order (the default order of
 tables and CLI help)."""
 
