@@ -119,6 +119,12 @@ def train_command(
             return False
 
         result = run_trial(spec, on_epoch=on_epoch, threads=threads)
+    from funcsearch.proxies.regime import regime_line
+
+    for point in ("init", "end"):  # where f worked: full scale puts u near unit scale
+        line = regime_line(result.details.get("regime", {}), point)
+        if line:
+            err_console.print(line, highlight=False, style="dim")
     typer.echo(json.dumps(result.model_dump(exclude=None if curve else {"curve"}), indent=2))
 
 

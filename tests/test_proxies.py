@@ -261,10 +261,13 @@ def test_train_command_prints_the_trial_result_as_json(monkeypatch: pytest.Monke
         args += ["--set", f"{key}={value}"]
     monkeypatch.setattr(sys, "argv", args)
     cli.main()
-    printed = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
     assert printed["status"] == "ok"
     assert "curve" not in printed and "test_acc" in printed["metrics"]
     assert printed["config"]["depth"] == 2 and printed["seed"] == 1
+    assert set(printed["details"]["regime"]) == {"init", "middle", "end"}
+    assert "u at init: attn |u|>1" in captured.err and "u at end:" in captured.err  # the regime, printed
 
 
 def test_train_command_reports_an_unknown_setting_in_one_line(monkeypatch: pytest.MonkeyPatch,
