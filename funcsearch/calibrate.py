@@ -217,8 +217,24 @@ def evaluate_recipe(config: CalibrationConfig, reference: ReferenceSet, override
     seconds = float(cost.mean()) if len(finished) else float("nan")
     row = {"recipe": recipe, "label": label, "split": label.split("-")[0], "overrides": json.dumps(overrides, sort_keys=True),
            "trials": int(len(frame)), "seconds_per_trial": seconds, **report.summary(),
-           "objective": objective(report)}
+           **end_regime(finished), "objective": objective(report)}
     return report, row
+
+
+def end_regime(frame: pd.DataFrame) -> dict[str, float]:
+    """The recipe's regime, a diagnostic beside its fidelity: the mean over trials of the share
+    of |u| > 1 and > 2 and the p99 of |u| at the last step (all point-wise sites pooled); NaN
+    for trials stored before the regime was recorded. Full scale sits near 32% / 5% / 2.6."""
+    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
+    for text in frame.get("details", pd.Series(dtype=object)):
+        try:
+            pooled = json.loads(text).get("regime", {}).get("end", {}).get("all") if isinstance(text, str) else None
+        except ValueError:
+            pooled = None
+        if pooled:
+            for key in values:
+                values[key].append(float(pooled[key]))
+    return {f"u_end_{k}": (float(np.mean(v)) if v else math.nan) for k, v in values.items()}
 
 
 def objective(report: FidelityReport) -> float:
