@@ -121,7 +121,9 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
         except Exception:  # noqa: BLE001 - an index must not fail on one odd folder
             description = ""
     messages = frame["message"] if "message" in frame else pd.Series([], dtype=object)
-    reused_mask = messages.fillna("").astype(str).str.startswith(REUSED_PREFIX)
+    reused_mask = messages.fillna("").astype(str).str.startswith(REUSED_PREFIX)  # rows stored before the column
+    if "reused_from" in frame:
+        reused_mask = reused_mask | frame["reused_from"].notna().to_numpy()
     new = frame[~reused_mask.to_numpy()] if len(frame) else frame
     summary = StudySummary(
         name=folder.name, folder=folder, description=description,

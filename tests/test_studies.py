@@ -51,7 +51,9 @@ def test_index_counts_new_and_reused_trials_and_ranks_each_proxy(tmp_path: Path)
     second["started_at"] = [_stamp(1000 + 30 * i) for i in range(len(second))]
     second["finished_at"] = [_stamp(1000 + 30 * i + 30) for i in range(len(second))]
     reused = second["candidate"] == "layernorm"
-    second.loc[reused, "message"] = "reused from alpha"
+    # how rows record reuse now (their own column), and how rows stored before did (a message prefix)
+    second.loc[reused & (second["seed"] == 0), "reused_from"] = "alpha"
+    second.loc[reused & (second["seed"] != 0), "message"] = "reused from alpha"
     _write(tmp_path / "beta", second, plan_extra=3)
 
     studies, calibrations = summarize_studies(tmp_path)
