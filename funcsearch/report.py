@@ -251,7 +251,11 @@ def _leaderboard_section(ctx: _Context) -> str:
 
     name = "leaderboard.png"
     save_figure(plot_leaderboard(ctx.board), ctx.image(name), dpi=110)
-    parts = ['<h2 id="leaderboard">Leaderboard per proxy</h2>',
+    parts = []
+    if len(ctx.board.proxies) > 1:  # the declared aggregate comes first
+        parts += ['<h2 id="aggregate">Aggregate rank</h2>',
+                  f"<p>{_e(aggregate_title(ctx.board))}</p>", _table(*aggregate_rows(ctx.board))]
+    parts += ['<h2 id="leaderboard">Leaderboard per proxy</h2>',
              "<p class=note>The plot draws each function's difference with the best baseline, "
              "paired by seed, with the 95% interval of those paired differences: the interval "
              "behind the table's <em>beats best baseline</em> verdict. Functions with no ok seed "
@@ -269,8 +273,6 @@ def _leaderboard_section(ctx: _Context) -> str:
 
 def _agreement_section(ctx: _Context) -> str:
     parts = ['<h2 id="agreement">Rank agreement</h2>']
-    if len(ctx.board.proxies) > 1:
-        parts += [f"<h3>{_e(aggregate_title(ctx.board))}</h3>", _table(*aggregate_rows(ctx.board))]
     parts += ["<ul>"] + [f"<li>{_e(line)}</li>" for line in agreement_lines(ctx.board)] + ["</ul>"]
     parts.append("<p class=note>Spearman between proxies: over the functions both ranked, 95% "
                  "interval from Fisher's z. Seed agreement: Spearman between the rankings of two "

@@ -131,3 +131,9 @@ def test_leaderboard_with_a_reference_appends_the_fidelity_table(tmp_path: Path)
     result = runner.invoke(app, ["leaderboard", str(folder), "--format", "csv", "--reference",
                                  "paper_property_tables.csv"])
     assert result.exit_code != 0 and isinstance(result.exception, InputError)
+
+
+def test_the_report_puts_the_declared_aggregate_before_the_per_proxy_tables(tmp_path: Path) -> None:
+    page = write_report(write_results(tmp_path / "study"), bootstrap=50).read_text()
+    assert page.index('id="aggregate"') < page.index('id="leaderboard"') < page.index('id="agreement"')
+    assert "Aggregate rank: rank average of dit: fid, vit: test_loss" in page
