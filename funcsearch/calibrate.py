@@ -225,16 +225,9 @@ def end_regime(frame: pd.DataFrame) -> dict[str, float]:
     """The recipe's regime, a diagnostic beside its fidelity: the mean over trials of the share
     of |u| > 1 and > 2 and the p99 of |u| at the last step (all point-wise sites pooled); NaN
     for trials stored before the regime was recorded. Full scale sits near 32% / 5% / 2.6."""
-    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
-    for text in frame.get("details", pd.Series(dtype=object)):
-        try:
-            pooled = json.loads(text).get("regime", {}).get("end", {}).get("all") if isinstance(text, str) else None
-        except ValueError:
-            pooled = None
-        if pooled:
-            for key in values:
-                values[key].append(float(pooled[key]))
-    return {f"u_end_{k}": (float(np.mean(v)) if v else math.nan) for k, v in values.items()}
+    from funcsearch.search.store import mean_end_regime
+
+    return {f"u_end_{k}": v for k, v in mean_end_regime(frame).items()}
 
 
 def objective(report: FidelityReport) -> float:

@@ -223,20 +223,10 @@ def _proxy_table(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
 
 
 def _regime_means(group: pd.DataFrame) -> dict[str, float]:
-    """Seed means of the end-of-training regime (all point-wise sites pooled): ``u_gt1``,
-    ``u_gt2`` (shares of |u| above 1 and 2) and ``u_p99`` (see funcsearch.proxies.regime)."""
-    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
-    if "details" in group:
-        for text in group["details"]:
-            try:
-                end = (json.loads(text) if isinstance(text, str) and text else {}).get("regime", {}).get("end", {})
-            except ValueError:
-                continue
-            pooled = end.get("all") if isinstance(end, dict) else None
-            if pooled:
-                for key in values:
-                    values[key].append(float(pooled[key]))
-    return {f"u_{k}": (sum(v) / len(v) if v else math.nan) for k, v in values.items()}
+    """Seed means of the end-of-training regime: ``u_gt1``, ``u_gt2``, ``u_p99``."""
+    from funcsearch.search.store import mean_end_regime
+
+    return {f"u_{k}": v for k, v in mean_end_regime(group).items()}
 
 
 def _compare_with_best_baseline(table: pd.DataFrame, rows: pd.DataFrame, sign: float) -> None:

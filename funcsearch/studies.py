@@ -23,9 +23,8 @@ import pandas as pd
 from funcsearch.fidelity import Interval, measure_fidelity
 from funcsearch.ranking import is_results_folder, leaderboard, metric_display
 from funcsearch.references import ReferenceSet, load_reference
-from funcsearch.search.store import ResultsStore
+from funcsearch.search.store import ResultsStore, reused_mask
 
-REUSED_PREFIX = "reused from "
 
 
 @dataclass
@@ -120,15 +119,12 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
             description = str(data.get("description") or "") if isinstance(data, dict) else ""
         except Exception:  # noqa: BLE001 - an index must not fail on one odd folder
             description = ""
-    messages = frame["message"] if "message" in frame else pd.Series([], dtype=object)
-    reused_mask = messages.fillna("").astype(str).str.startswith(REUSED_PREFIX)  # rows stored before the column
-    if "reused_from" in frame:
-        reused_mask = reused_mask | frame["reused_from"].notna().to_numpy()
-    new = frame[~reused_mask.to_numpy()] if len(frame) else frame
+    reused = reused_mask(frame)
+    new = frame[~reused.to_numpy()] if len(frame) else frame
     summary = StudySummary(
         name=folder.name, folder=folder, description=description,
         planned=len(plan) or len(frame), stored=len(frame), new=len(new),
-        reused=int(reused_mask.sum()),
+        reused=int(reused.sum()),
         status={str(k): int(v) for k, v in frame["status"].value_counts().items()} if len(frame) else {},
         busy_wall_s=busy_seconds(new["started_at"], new["finished_at"]) if len(new) else 0.0,
         cpu_s=_cpu_seconds(new) if len(new) else 0.0,

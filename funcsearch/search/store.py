@@ -190,6 +190,33 @@ class TrialRecord:
                                    finished_at=self.finished_at or finished_at)
 
 
+def reused_mask(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a results frame were copied from another study: the ``reused_from``
+    column, or the ``reused from X;`` message prefix of rows stored before that column."""
+    messages = frame["message"] if "message" in frame else pd.Series("", index=frame.index)
+    mask = messages.fillna("").astype(str).str.startswith(_REUSE_PREFIX)
+    if "reused_from" in frame:
+        mask = mask | frame["reused_from"].notna()
+    return mask
+
+
+def mean_end_regime(frame: pd.DataFrame) -> dict[str, float]:
+    """Mean over a frame's trials of the end-of-training regime, all point-wise sites pooled
+    (``gt1``, ``gt2``: shares of |u| above 1 and 2; ``p99``; see funcsearch.proxies.regime);
+    NaN where no trial recorded it (trials stored before the regime was)."""
+    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
+    for text in frame["details"] if "details" in frame else ():
+        try:
+            details = json.loads(text) if isinstance(text, str) and text else {}
+        except ValueError:
+            continue
+        pooled = (details.get("regime") or {}).get("end", {}).get("all")
+        if pooled:
+            for key in values:
+                values[key].append(float(pooled[key]))
+    return {k: (sum(v) / len(v) if v else math.nan) for k, v in values.items()}
+
+
 def curves_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The per-epoch curves of a results frame as one long table:
     ``trial_key, proxy, candidate, seed, epoch, metric, value`` (decoded once)."""
