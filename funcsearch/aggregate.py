@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from funcsearch.metrics import orient
 
@@ -61,13 +62,16 @@ def _direction(proxy: str, metric: str, rows: pd.DataFrame) -> bool:
     return bool(rows["higher_is_better"].iloc[0])  # the stored primary metric's direction
 
 
-def _ranks(scores: pd.DataFrame, diverged: pd.DataFrame) -> pd.Series:
-    """Rank (1 = best) of each function from per-seed oriented scores; failures last, tied."""
+def _ranks(scores: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """Ranks (1 = best, ties averaged) of each function, from per-seed oriented scores of
+    shape (..., functions, seeds); functions with half or more seeds diverged (or no score)
+    rank last, tied. Leading axes are independent resamples, ranked in one pass."""
     with np.errstate(all="ignore"):
-        mean = scores.mean(axis=1, skipna=True)
-        failing = (diverged.mean(axis=1) >= 0.5) | mean.isna()
-    key = mean.where(~failing, -np.inf)
-    return (-key).rank(method="average")
+        counts = np.sum(~np.isnan(scores), axis=-1)
+        mean = np.where(counts > 0, np.nansum(scores, axis=-1) / np.maximum(counts, 1), np.nan)
+        failing = (np.nanmean(diverged, axis=-1) >= 0.5) | np.isnan(mean)
+    key = np.where(failing, -np.inf, mean)
+    return stats.rankdata(-key, method="average", axis=-1)
 
 
 def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
@@ -96,29 +100,46 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
         diverged = rows.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
         per_proxy[proxy] = (scores.reindex(index=diverged.index, columns=diverged.columns), diverged)
     weights = {p: float(rule.weights.get(p, 1.0)) for p in proxies}
+    functions = sorted(set().union(*(per_proxy[p][0].index for p in proxies)))
 
-    def combine(ranks: dict[str, pd.Series]) -> pd.Series:
-        table = pd.DataFrame(ranks)
-        w = pd.Series(weights)[table.columns]
-        present = table.notna()
-        return (table.fillna(0) * w).sum(axis=1) / (present * w).sum(axis=1)
+    def combine(ranks: dict[str, np.ndarray]) -> np.ndarray:
+        total = count = 0.0
+        for proxy, values in ranks.items():
+            present = ~np.isnan(values)
+            total = total + np.where(present, values, 0.0) * weights[proxy]
+            count = count + present * weights[proxy]
+        with np.errstate(all="ignore"):
+            return total / count
 
-    ranks = {p: _ranks(*per_proxy[p]) for p in proxies}
-    estimate = combine(ranks)
+    def spread(proxy: str, values: np.ndarray) -> np.ndarray:  # ranks onto all functions (nan: not run)
+        index = per_proxy[proxy][0].index
+        out = np.full(values.shape[:-1] + (len(functions),), np.nan)
+        out[..., [functions.index(c) for c in index]] = values
+        return out
+
+    arrays = {p: (s.to_numpy(float), d.to_numpy(float)) for p, (s, d) in per_proxy.items()}
+    ranks = {p: spread(p, _ranks(*arrays[p])) for p in proxies}
+    estimate = pd.Series(combine(ranks), index=functions)
     rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(bootstrap):
+    samples = None
+    if bootstrap:
+        picks: dict[str, list[np.ndarray]] = {p: [] for p in proxies}
+        for _ in range(bootstrap):  # each proxy's seeds resampled (drawn in the historic order)
+            for proxy, (scores, _d) in arrays.items():
+                picks[proxy].append(rng.integers(0, scores.shape[1], scores.shape[1]))
         resampled = {}
-        for proxy, (scores, diverged) in per_proxy.items():
-            pick = rng.integers(0, scores.shape[1], scores.shape[1])
-            resampled[proxy] = _ranks(scores.iloc[:, pick], diverged.iloc[:, pick])
-        samples.append(combine(resampled).reindex(estimate.index))
+        for proxy, (scores, diverged) in arrays.items():
+            pick = np.asarray(picks[proxy])
+            resampled[proxy] = spread(proxy, _ranks(scores[:, pick].transpose(1, 0, 2),
+                                                    diverged[:, pick].transpose(1, 0, 2)))
+        samples = combine(resampled)
     table = pd.DataFrame({"candidate": estimate.index, "aggregate_score": estimate.to_numpy()})
-    if samples:
-        stacked = np.vstack([s.to_numpy() for s in samples])
-        table["ci95_low"], table["ci95_high"] = np.nanpercentile(stacked, [2.5, 97.5], axis=0)
-    for proxy, series in ranks.items():
-        table[f"rank_{proxy}"] = series.reindex(estimate.index).to_numpy()
+    table["ci95_low"] = table["ci95_high"] = np.nan  # no bootstrap: no interval
+    if samples is not None:
+        with np.errstate(all="ignore"):
+            table["ci95_low"], table["ci95_high"] = np.nanpercentile(samples, [2.5, 97.5], axis=0)
+    for proxy, values in ranks.items():
+        table[f"rank_{proxy}"] = values
     table = table.sort_values(["aggregate_score", "candidate"]).reset_index(drop=True)
     table.insert(0, "aggregate_rank", table["aggregate_score"].rank(method="min").astype(int))
     table.attrs["metrics"] = {p: fallbacks[p] if p in notes else rule.metric_of(p, fallbacks[p]) for p in proxies}

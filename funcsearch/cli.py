@@ -262,7 +262,8 @@ def plot_shapes_command(
     profile: str | None = typer.Option(None, "--profile", help="property profile for the marks"),
 ) -> None:
     """A grid of function shapes with their derivatives and property marks."""
-    from funcsearch.ranking import is_results_folder, top_functions
+    from funcsearch.layout import is_results_folder
+    from funcsearch.ranking import top_functions
     from funcsearch.plots.shapes import plot_shapes, resolve_shape_inputs
 
     families = [p for p in from_paths if not is_results_folder(p)]
@@ -357,15 +358,17 @@ def studies_command(
                                          help="reference CSV for the fidelity column (path or shipped "
                                               "set; default: the paper's property tables)"),
     fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
+    refresh: bool = typer.Option(False, "--refresh", help="summarize every study afresh instead of "
+                                 "reading the cached summary.json of unchanged ones"),
 ) -> None:
     """Index of every study under a results folder: trials, outcomes, wall time, top entries,
-    noise and fidelity."""
+    noise and fidelity (cached per study in summary.json, keyed by its files' content)."""
     from funcsearch.references import reference_path
     from funcsearch.studies import (PAPER_LABEL, STUDIES_FORMATS, render_index, studies_renderables,
                                     studies_text, summarize_studies)
 
     _check_format(fmt, STUDIES_FORMATS)
-    studies, calibrations = summarize_studies(root, top=top, reference=reference)
+    studies, calibrations = summarize_studies(root, top=top, reference=reference, refresh=refresh)
     if fmt == "table" and out is None:
         _print(studies_renderables(studies, calibrations))
         return

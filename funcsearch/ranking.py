@@ -37,6 +37,7 @@ from scipy import stats
 
 from funcsearch.aggregate import AggregateRule, aggregate_ranking
 from funcsearch.errors import InputError
+from funcsearch.layout import CONFIG_FILE
 from funcsearch.metrics import Metric, orient
 
 FORMATS = ("table", "md", "csv", "json", "html")
@@ -116,10 +117,10 @@ def spearman_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tupl
 # -- building -------------------------------------------------------------------------------
 
 def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None,
-                rule: AggregateRule | None = None) -> Leaderboard:
+                rule: AggregateRule | None = None, bootstrap: int = 300) -> Leaderboard:
     """Build the leaderboard of a results folder (or of its trials frame). The aggregate
     follows ``rule``, else the rule the folder's search config declares, else the default
-    (see :mod:`funcsearch.aggregate`)."""
+    (see :mod:`funcsearch.aggregate`), with a ``bootstrap`` interval (0: none)."""
     title = "leaderboard"
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
@@ -142,7 +143,7 @@ def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None,
         higher = bool(rows["higher_is_better"].iloc[0])
         primary[str(name)] = (metric, higher)
         tables[str(name)] = _proxy_table(rows, higher)
-    aggregate, rule_text = _aggregate(frame, tables, rule)
+    aggregate, rule_text = _aggregate(frame, tables, rule, bootstrap)
     return Leaderboard(
         proxies=tables,
         aggregate=aggregate,
@@ -267,7 +268,7 @@ def _compare_with_best_baseline(table: pd.DataFrame, rows: pd.DataFrame, sign: f
 
 def declared_rule(folder: str | Path) -> AggregateRule | None:
     """The aggregate rule of a results folder's search config (None when it has none)."""
-    path = Path(folder) / "search.yaml"
+    path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         return None
     try:
@@ -284,11 +285,11 @@ def declared_rule(folder: str | Path) -> AggregateRule | None:
 
 
 def _aggregate(frame: pd.DataFrame, tables: dict[str, pd.DataFrame],
-               rule: AggregateRule | None) -> tuple[pd.DataFrame, str]:
+               rule: AggregateRule | None, bootstrap: int) -> tuple[pd.DataFrame, str]:
     columns = ["aggregate_rank", "candidate", "kind", "mean_rank", "ci95_low", "ci95_high", "proxies"]
     if not tables:
         return pd.DataFrame(columns=columns), ""
-    table, text = aggregate_ranking(frame, rule, bootstrap=300)
+    table, text = aggregate_ranking(frame, rule, bootstrap=bootstrap)
     metrics = dict(table.attrs.get("metrics", {}))
     kinds = {c: k for t in tables.values() for c, k in zip(t["candidate"], t["kind"])}
     table.insert(2, "kind", table["candidate"].map(kinds).fillna("candidate"))
@@ -344,12 +345,6 @@ def _seed_agreement(frame: pd.DataFrame, primary: dict[str, tuple[str, bool]]) -
     return pd.DataFrame.from_records(records, columns=[
         "proxy", "seeds", "seed_pairs", "functions", "mean_spearman", "min_spearman",
         "max_spearman", "ci95_low", "ci95_high"])
-
-
-def is_results_folder(path: str | Path) -> bool:
-    """Whether ``path`` is a search's results folder (as opposed to a family file or folder)."""
-    path = Path(path)
-    return path.is_dir() and ((path / "plan.json").exists() or (path / "trials.parquet").exists())
 
 
 def top_functions(results: str | Path, top: int) -> list[tuple[str, str]]:

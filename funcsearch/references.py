@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from funcsearch.errors import DataError
-from funcsearch.expressions import fingerprint, parse_expression
-from funcsearch.named import NORM_BASELINES
+
+if TYPE_CHECKING:  # pandas and the expression parser load on first use: resolving a path stays light
+    import pandas as pd
 
 PAPER_REFERENCE = "paper_property_tables.csv"
 """File name of the default shipped reference set inside ``funcsearch/data/references/``."""
@@ -88,6 +89,11 @@ def reference_path(name_or_path: str | Path | None = None) -> Path:
 
 def load_reference(name_or_path: str | Path | None = None) -> ReferenceSet:
     """Read and validate a reference CSV; errors name the file, line and column."""
+    import pandas as pd
+
+    from funcsearch.expressions import fingerprint, parse_expression
+    from funcsearch.named import NORM_BASELINES
+
     path = reference_path(name_or_path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -182,6 +188,8 @@ _FLAT_ZONE = re.compile(r"^flat zone of half-width ([0-9.]+) on (.+)$")
 def paper_formula_to_expression(formula: str) -> str:
     """Translate the paper table's notation (in ``u``, ``|u|``, prose for flat zones) to the
     expression language in ``x``. arctan becomes ``2/pi*atan`` (see module docstring)."""
+    from funcsearch.expressions import parse_expression
+
     text = formula.replace("(best reading of garbled text)", "").strip()
     flat = _FLAT_ZONE.match(text)
     if flat:

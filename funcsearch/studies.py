@@ -10,26 +10,37 @@ shipped full-scale reference where the study shares 3 or more functions with it,
 the same learnable shift (fidelity). Calibration folders (with ``recipes.parquet``) get a
 line each. ``render_index`` writes the lot as Markdown, the page a new user reads first
 (``results/README.md``).
+
+Summaries are cached beside each study (``summary.json``), keyed by a hash of what they are
+computed from (the trials, plan and config files, the reference file, ``top`` and
+:data:`SUMMARY_VERSION`), so the index of unchanged studies reads in well under a second
+without importing pandas or torch; a changed or running study is summarized afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from funcsearch.layout import CONFIG_FILE, PLAN_FILE, RECIPES_FILE, SUMMARY_FILE, TRIALS_FILE, is_results_folder
 
-from funcsearch.fidelity import Interval, measure_fidelity
-from funcsearch.ranking import is_results_folder, leaderboard, metric_display
-from funcsearch.references import ReferenceSet, load_reference
-from funcsearch.search.store import ResultsStore, reused_mask
+if TYPE_CHECKING:  # loaded only when a summary is (re)computed: a cached index stays light
+    import pandas as pd
 
+    from funcsearch.references import ReferenceSet
+
+SUMMARY_VERSION = 1
+"""Version of what a cached summary holds and how it is computed: bump it whenever either changes
+(tests compare the committed summaries with fresh ones, so a forgotten bump fails there)."""
 
 
 @dataclass
 class Entry:
-    """One leaderboard line in a study summary."""
+    """One leaderboard line in a study summary (``text``: as displayed, in the metric's unit)."""
 
     candidate: str
     mean: float
@@ -37,6 +48,17 @@ class Entry:
     ok: int
     diverged: int
     seeds: int
+    text: str = ""
+
+
+@dataclass
+class Fidelity:
+    """Spearman with the reference (Fisher-z 95% interval) over ``n`` shared functions."""
+
+    estimate: float
+    low: float
+    high: float
+    n: int
 
 
 @dataclass
@@ -55,13 +77,25 @@ class StudySummary:
     cpu_s: float
     top: dict[str, list[Entry]] = field(default_factory=dict)
     metric: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    heading: dict[str, str] = field(default_factory=dict)  # proxy -> "vit (test_acc, %, higher is better)"
     seed_agreement: dict[str, float] = field(default_factory=dict)  # proxy -> mean Spearman between seeds
-    fidelity: dict[str, tuple[Interval, int]] = field(default_factory=dict)  # proxy -> (Spearman, functions)
+    fidelity: dict[str, Fidelity] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         """Every planned trial is stored."""
         return self.stored >= self.planned
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "folder": None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], folder: Path) -> "StudySummary":
+        data = {**data, "folder": folder}
+        data["top"] = {p: [Entry(**e) for e in entries] for p, entries in data["top"].items()}
+        data["metric"] = {p: (str(m), bool(h)) for p, (m, h) in data["metric"].items()}
+        data["fidelity"] = {p: Fidelity(**f) for p, f in data["fidelity"].items()}
+        return cls(**data)
 
 
 @dataclass
@@ -74,9 +108,18 @@ class CalibrationSummary:
     recipes: int
     seconds: float
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "folder": None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], folder: Path) -> "CalibrationSummary":
+        return cls(**{**data, "folder": folder})
+
 
 def busy_seconds(started: pd.Series, finished: pd.Series) -> float:
     """Length of the union of the intervals [started, finished] (timestamps as text)."""
+    import pandas as pd
+
     spans = pd.DataFrame({"s": pd.to_datetime(started, utc=True, errors="coerce"),
                           "f": pd.to_datetime(finished, utc=True, errors="coerce")}).dropna()
     total = 0.0
@@ -97,6 +140,8 @@ def busy_seconds(started: pd.Series, finished: pd.Series) -> float:
 def _cpu_seconds(frame: pd.DataFrame) -> float:
     """Summed CPU time; trials stored before CPU time was recorded count their wall time
     (one torch thread per trial, so the two agree to a few percent)."""
+    import pandas as pd
+
     wall = pd.to_numeric(frame["wall_time_s"], errors="coerce")
     cpu = pd.to_numeric(frame["cpu_time_s"], errors="coerce") if "cpu_time_s" in frame else wall * math.nan
     return float(cpu.fillna(wall).sum())
@@ -105,12 +150,16 @@ def _cpu_seconds(frame: pd.DataFrame) -> float:
 def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | None = None) -> StudySummary:
     """Summarize one search's results folder (partial searches included); with a reference,
     measure each proxy's fidelity to it where they share 3 or more functions."""
+    from funcsearch.fidelity import measure_fidelity
+    from funcsearch.ranking import leaderboard, metric_display
+    from funcsearch.search.store import ResultsStore, reused_mask
+
     folder = Path(folder)
     store = ResultsStore(folder)
     frame = store.read_current()
     plan = store.read_plan() or []
     description = ""
-    config_path = folder / "search.yaml"
+    config_path = folder / CONFIG_FILE
     if config_path.exists():  # only its description: read, not validated (no proxy import)
         from funcsearch.yamlio import load_yaml
 
@@ -130,12 +179,16 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
         cpu_s=_cpu_seconds(new) if len(new) else 0.0,
     )
     if len(frame):
-        board = leaderboard(frame)
+        board = leaderboard(frame, bootstrap=0)
         summary.metric = dict(board.primary)
         for proxy, table in board.proxies.items():
+            metric, higher = board.primary[proxy]
+            d = metric_display(proxy, metric, higher)
+            summary.heading[proxy] = (f"{proxy} ({metric}{', ' + d.unit if d.unit else ''}, "
+                                      f"{'higher' if higher else 'lower'} is better)")
             ranked = table[table["rank"].notna()].head(top)
-            summary.top[proxy] = [Entry(r.candidate, float(r.mean), float(r.std), int(r.ok), int(r.diverged),
-                                        int(r.seeds))
+            summary.top[proxy] = [_entry(Entry(r.candidate, float(r.mean), float(r.std), int(r.ok),
+                                               int(r.diverged), int(r.seeds)), d.value, d.spread)
                                   for r in ranked.itertuples(index=False)]
         summary.seed_agreement = {str(r.proxy): float(r.mean_spearman)
                                   for r in board.seed_agreement.itertuples(index=False)
@@ -147,14 +200,16 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
                 continue
             fisher = getattr(report, "spearman_fisher", None)
             low, high = (fisher.low, fisher.high) if fisher is not None else (math.nan, math.nan)
-            summary.fidelity[proxy] = (Interval(report.spearman.estimate, low, high), report.n_shared)
+            summary.fidelity[proxy] = Fidelity(report.spearman.estimate, low, high, report.n_shared)
     return summary
 
 
 def summarize_calibration(folder: str | Path) -> CalibrationSummary:
     """Summarize one calibration folder (``recipes.parquet``)."""
+    import pandas as pd
+
     folder = Path(folder)
-    recipes = pd.read_parquet(folder / "recipes.parquet")
+    recipes = pd.read_parquet(folder / RECIPES_FILE)
     calibration = recipes[recipes["split"] == "calibration"]
     proxy = str(recipes["proxy"].iloc[0]) if len(recipes) else ""
     seconds = float((calibration["seconds_per_trial"] * calibration["trials"]).sum())
@@ -162,24 +217,73 @@ def summarize_calibration(folder: str | Path) -> CalibrationSummary:
                               recipes=int(calibration["recipe"].nunique()), seconds=seconds)
 
 
-def summarize_studies(root: str | Path, top: int = 3, reference: str | Path | None = None,
-                      ) -> tuple[list[StudySummary], list[CalibrationSummary]]:
+def summary_key(folder: Path, inputs: tuple[str, ...], extra: str = "") -> str:
+    """Hash of what a folder's summary is computed from: its input files' bytes, ``extra``
+    (the reference file's bytes, ``top``) and :data:`SUMMARY_VERSION`."""
+    digest = hashlib.sha256(f"v{SUMMARY_VERSION}|{extra}".encode())
+    for name in inputs:
+        path = folder / name
+        digest.update(f"|{name}:".encode())
+        digest.update(path.read_bytes() if path.is_file() else b"<absent>")
+    return digest.hexdigest()
+
+
+def _cached(folder: Path, key: str, compute: Any, kind: type, refresh: bool) -> Any:
+    """The folder's summary from ``summary.json`` when its key matches, else computed and
+    stored there (a read-only folder is summarized without storing)."""
+    path = folder / SUMMARY_FILE
+    if not refresh and path.is_file():
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("key") == key:
+                return kind.from_json(cached["summary"], folder)
+        except (ValueError, KeyError, TypeError):  # an odd or older cache: summarized afresh
+            pass
+    summary = compute()
+    try:
+        path.write_text(json.dumps({"key": key, "summary": summary.to_json()}, indent=1, sort_keys=True) + "\n",
+                        encoding="utf-8")
+    except OSError:
+        pass
+    return summary
+
+
+def summarize_studies(root: str | Path, top: int = 3, reference: str | Path | None = None, *,
+                      refresh: bool = False) -> tuple[list[StudySummary], list[CalibrationSummary]]:
     """Every search and calibration folder directly under ``root``, by name; fidelity is
-    measured against ``reference`` (default: the shipped paper tables)."""
+    measured against ``reference`` (default: the shipped paper tables). Unchanged folders
+    are read from their cached summaries unless ``refresh``."""
+    from funcsearch.references import reference_path
+
     root = Path(root)
     if not root.is_dir():
         from funcsearch.errors import DataError
 
         raise DataError("results folder not found", file=str(root))
-    reference_set = load_reference(reference)
+    reference_file = reference_path(reference)
+    reference_key = hashlib.sha256(reference_file.read_bytes()).hexdigest()
+    loaded: list[ReferenceSet] = []
+
+    def reference_set() -> ReferenceSet:  # parsed once, and only when a study is summarized afresh
+        if not loaded:
+            from funcsearch.references import load_reference
+
+            loaded.append(load_reference(reference_file))
+        return loaded[0]
+
     studies: list[StudySummary] = []
     calibrations: list[CalibrationSummary] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             if is_results_folder(folder):
-                studies.append(summarize_study(folder, top=top, reference=reference_set))
-            elif (folder / "recipes.parquet").exists():
-                calibrations.append(summarize_calibration(folder))
+                key = summary_key(folder, (TRIALS_FILE, PLAN_FILE, CONFIG_FILE),
+                                  f"top={top}|reference={reference_key}")
+                studies.append(_cached(folder, key, lambda f=folder: summarize_study(f, top, reference_set()),
+                                       StudySummary, refresh))
+            elif (folder / RECIPES_FILE).exists():
+                key = summary_key(folder, (RECIPES_FILE,))
+                calibrations.append(_cached(folder, key, lambda f=folder: summarize_calibration(f),
+                                            CalibrationSummary, refresh))
         except Exception as exc:  # noqa: BLE001 - one unreadable study must not hide the others
             warn_unreadable(folder, exc)
     return studies, calibrations
@@ -197,22 +301,20 @@ def _minutes(seconds: float) -> str:
     return "-" if not seconds else f"{seconds / 60:.0f} min"
 
 
-def _entry(entry: Entry, metric: tuple[str, bool], proxy: str, escape: bool = True) -> str:
-    """``name mean +- std`` in the metric's display unit and resolution."""
-    name = entry.candidate.replace("|", "\\|") if escape else entry.candidate  # a bare | splits a cell
+def _entry(entry: Entry, value: Any, spread: Any) -> Entry:
+    """``entry`` with its display text: ``name mean +- std`` in the metric's unit and resolution."""
     if entry.ok == 0:
-        return f"{name} (diverged on {entry.diverged}/{entry.seeds} seeds)"
-    d = metric_display(proxy, metric[0], metric[1])
-    spread = "" if math.isnan(entry.std) else f" +- {d.spread(entry.std)}"
+        entry.text = f"{entry.candidate} (diverged on {entry.diverged}/{entry.seeds} seeds)"
+        return entry
+    deviation = "" if math.isnan(entry.std) else f" +- {spread(entry.std)}"
     seeds = "" if entry.ok == entry.seeds else f" ({entry.ok}/{entry.seeds} ok)"
-    return f"{name} {d.value(entry.mean)}{spread}{seeds}"
+    entry.text = f"{entry.candidate} {value(entry.mean)}{deviation}{seeds}"
+    return entry
 
 
-def _metric_heading(summary: StudySummary, proxy: str) -> str:
-    metric, higher = summary.metric[proxy]
-    d = metric_display(proxy, metric, higher)
-    unit = f", {d.unit}" if d.unit else ""
-    return f"{proxy} ({metric}{unit}, {'higher' if higher else 'lower'} is better)"
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a bare | would split it)."""
+    return text.replace("|", "\\|")
 
 
 def _trust(summary: StudySummary, proxy: str) -> str:
@@ -221,9 +323,9 @@ def _trust(summary: StudySummary, proxy: str) -> str:
     if proxy in summary.seed_agreement:
         parts.append(f"seeds {summary.seed_agreement[proxy]:+.2f}")
     if proxy in summary.fidelity:
-        spearman, n = summary.fidelity[proxy]
-        interval = "" if math.isnan(spearman.low) else f" [{spearman.low:+.2f}, {spearman.high:+.2f}]"
-        parts.append(f"reference {spearman.estimate:+.2f}{interval} ({n} functions)")
+        f = summary.fidelity[proxy]
+        interval = "" if math.isnan(f.low) else f" [{f.low:+.2f}, {f.high:+.2f}]"
+        parts.append(f"reference {f.estimate:+.2f}{interval} ({f.n} functions)")
     return f"{proxy}: {', '.join(parts)}" if parts else f"{proxy}: -"
 
 
@@ -261,7 +363,7 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         counts = " / ".join(str(s.status.get(k, 0)) for k in ("ok", "diverged", "failed"))
         done = "" if s.complete else " (**incomplete**)"
         tops = "<br>".join(
-            f"{_metric_heading(s, proxy)}: " + "; ".join(_entry(e, s.metric[proxy], proxy) for e in entries)
+            f"{s.heading[proxy]}: " + "; ".join(_cell(e.text) for e in entries)
             for proxy, entries in s.top.items())
         trust = "<br>".join(_trust(s, proxy) for proxy in s.top)
         lines.append(f"| {link} | {s.stored} ({s.new} + {s.reused}) / {s.planned}{done} | {counts} | "
@@ -281,6 +383,8 @@ STUDIES_FORMATS = ("table", "md", "csv", "json")
 def studies_frame(studies: list[StudySummary]) -> "pd.DataFrame":
     """One row per (study, proxy): counts, times, the top entries and the trust figures
     (numbers in each metric's display unit)."""
+    import pandas as pd
+
     records = []
     for s in studies:
         for proxy in s.top or {"": []}:
@@ -290,12 +394,12 @@ def studies_frame(studies: list[StudySummary]) -> "pd.DataFrame":
                       **{status: s.status.get(status, 0) for status in ("ok", "diverged", "failed")},
                       "busy_min": round(s.busy_wall_s / 60, 1), "cpu_h": round(s.cpu_s / 3600, 2),
                       "metric": s.metric.get(proxy, ("", True))[0] if proxy else "",
-                      "top": "; ".join(_entry(e, s.metric[proxy], proxy, escape=False) for e in s.top.get(proxy, [])),
+                      "top": "; ".join(e.text for e in s.top.get(proxy, [])),
                       "seed_agreement": s.seed_agreement.get(proxy, math.nan),
-                      "reference_spearman": fidelity[0].estimate if fidelity else math.nan,
-                      "reference_low": fidelity[0].low if fidelity else math.nan,
-                      "reference_high": fidelity[0].high if fidelity else math.nan,
-                      "reference_functions": fidelity[1] if fidelity else 0}
+                      "reference_spearman": fidelity.estimate if fidelity else math.nan,
+                      "reference_low": fidelity.low if fidelity else math.nan,
+                      "reference_high": fidelity.high if fidelity else math.nan,
+                      "reference_functions": fidelity.n if fidelity else 0}
             records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -339,8 +443,7 @@ def studies_renderables(studies: list[StudySummary], calibrations: list[Calibrat
     tops.add_column("seeds, reference", overflow="fold", min_width=16, ratio=1)
     for s in studies:
         for proxy, entries in s.top.items():
-            tops.add_row(f"{s.name}\n{_metric_heading(s, proxy)}",
-                         "\n".join(_entry(e, s.metric[proxy], proxy, escape=False) for e in entries),
+            tops.add_row(f"{s.name}\n{s.heading[proxy]}", "\n".join(e.text for e in entries),
                          _trust(s, proxy).split(": ", 1)[1].replace(", reference", "\nreference"))
     out: list[object] = [overview, tops,
                          Text("seeds: mean Spearman between two seeds' rankings (1 = reproducible); "

@@ -42,3 +42,32 @@ def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
         board.title = config.name
         board.fidelity = fidelity_lines(current)
         assert board.render("md") == (folder / "leaderboard.md").read_text()
+
+
+@pytest.mark.skipif(not STUDIES, reason="no committed results")
+def test_the_committed_study_summaries_are_current_and_read_without_pandas_or_torch(tmp_path: Path) -> None:
+    """``funcsearch studies`` on the committed results reads their cached summaries (what keeps
+    it well under 2 s): each one is what the current code computes, and reading them imports
+    neither pandas nor torch."""
+    import subprocess
+    import sys
+
+    from funcsearch.studies import summarize_studies
+
+    script = ("import sys; from funcsearch.studies import summarize_studies, render_index; "
+              f"s, c = summarize_studies({str(RESULTS)!r}); render_index(s, c); "
+              "print(len(s), sorted(m for m in ('torch', 'pandas', 'sympy') if m in sys.modules))")
+    cached = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert cached.stdout.split() == [str(len(STUDIES)), "[]"], cached.stdout + cached.stderr
+    import shutil
+
+    for folder in (p for p in RESULTS.iterdir() if p.is_dir()):  # a copy: the repository is not written
+        (tmp_path / folder.name).mkdir()
+        for name in ("trials.parquet", "plan.json", "search.yaml", "summary.json", "recipes.parquet"):
+            if (folder / name).is_file():
+                shutil.copy(folder / name, tmp_path / folder.name / name)
+    studies, calibrations = summarize_studies(tmp_path)
+    fresh, fresh_calibrations = summarize_studies(tmp_path, refresh=True)
+    assert [s.name for s in studies] == STUDIES
+    for cached, computed in zip(studies + calibrations, fresh + fresh_calibrations):
+        assert json.dumps(cached.to_json(), sort_keys=True) == json.dumps(computed.to_json(), sort_keys=True), f"{computed.name}: committed summary.json is stale (run funcsearch studies results --refresh)"

@@ -103,9 +103,9 @@ def test_index_states_seed_agreement_and_fidelity_where_the_reference_applies(tm
     studies, _ = summarize_studies(tmp_path)
     plain, shifted = studies
     # the fixture's 5 point-wise functions are all in the shipped reference
-    spearman, n = plain.fidelity["vit"]
-    assert n == 5
-    assert spearman.estimate == pytest.approx(fidelity_of_results(tmp_path / "plain", proxy="vit")[0]
+    fidelity = plain.fidelity["vit"]
+    assert fidelity.n == 5
+    assert fidelity.estimate == pytest.approx(fidelity_of_results(tmp_path / "plain", proxy="vit")[0]
                                               .spearman.estimate)
     assert set(plain.seed_agreement) == {"vit", "dit"} and -1 <= plain.seed_agreement["vit"] <= 1
     assert shifted.fidelity == {} and set(shifted.seed_agreement) == {"vit", "dit"}
@@ -115,3 +115,36 @@ def test_index_states_seed_agreement_and_fidelity_where_the_reference_applies(tm
     assert re.search(r"vit: seeds [+-]\d\.\d\d, reference [+-]\d\.\d\d( \[.*\])? \(5 functions\)", row)
     row = next(line for line in text.splitlines() if line.startswith("| [with_s]"))
     assert "reference" not in row.split("|")[-2] and "vit: seeds" in row
+
+
+def _same(a: object, b: object) -> bool:
+    """Summaries equal field by field (NaN equal to NaN, as in the cache's JSON)."""
+    return json.dumps(a.to_json(), sort_keys=True) == json.dumps(b.to_json(), sort_keys=True)
+
+
+def test_summaries_are_cached_beside_each_study_and_recomputed_when_its_files_change(tmp_path: Path) -> None:
+    frame = results_frame(search="alpha")
+    _write(tmp_path / "alpha", frame)
+    cache = tmp_path / "alpha" / "summary.json"
+    (first,), _ = summarize_studies(tmp_path)
+    assert cache.is_file()
+    stored = json.loads(cache.read_text())
+    (again,), _ = summarize_studies(tmp_path)
+    assert _same(again, first)  # read back from the cache, equal field by field
+    # a cache whose key matches is trusted: prove the second read came from it
+    stored["summary"]["description"] = "from the cache"
+    cache.write_text(json.dumps(stored))
+    (cached,), _ = summarize_studies(tmp_path)
+    assert cached.description == "from the cache"
+    (fresh,), _ = summarize_studies(tmp_path, refresh=True)
+    assert fresh.description == "" and _same(fresh, first)
+    # the study's trials change (a running search): its key changes and it is summarized afresh
+    (tmp_path / "alpha" / "trials.parquet").unlink()
+    _write_rows = frame[frame["seed"] != 0]
+    pq.write_table(frame_table(_write_rows), tmp_path / "alpha" / "trials.parquet")
+    (changed,), _ = summarize_studies(tmp_path)
+    assert changed.stored == len(_write_rows) < first.stored
+    # a damaged cache is ignored and rewritten, never an error
+    cache.write_text("{not json")
+    (repaired,), _ = summarize_studies(tmp_path)
+    assert _same(repaired, changed) and json.loads(cache.read_text())["key"]

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from funcsearch.errors import DataError, InputError
+from funcsearch.layout import PLAN_FILE, TRIALS_FILE
 
 STATUSES = ("ok", "diverged", "pruned", "failed")
 
@@ -244,8 +245,8 @@ class ResultsStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.trials_dir = self.folder / "trials"
-        self.consolidated_path = self.folder / "trials.parquet"
-        self.plan_path = self.folder / "plan.json"
+        self.consolidated_path = self.folder / TRIALS_FILE
+        self.plan_path = self.folder / PLAN_FILE
         self._lock_fd: int | None = None
 
     # -- locking ---------------------------------------------------------------------------
@@ -306,7 +307,7 @@ class ResultsStore:
 
     def write_plan(self, plan: Sequence[Mapping[str, Any]]) -> None:
         """Record which trial keys (and names) the latest search config asks for."""
-        self.write_text("plan.json", json.dumps(list(plan), indent=1))
+        self.write_text(PLAN_FILE, json.dumps(list(plan), indent=1))
 
     def consolidate(self) -> pd.DataFrame:
         """Merge per-trial files into ``trials.parquet`` (atomic), then remove them."""
