@@ -47,13 +47,34 @@ def test_a_sweep_written_by_the_sweeper_loads_in_optuna(tmp_path: Path) -> None:
 
 
 def test_optuna_dashboard_reads_the_journal(tmp_path: Path) -> None:
-    dashboard = pytest.importorskip("optuna_dashboard")
+    """optuna-dashboard (a test dependency) serves a committed sweep journal: its own WSGI app,
+    asked over its JSON API, lists the study and every stored trial."""
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna
+    import optuna_dashboard
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
     if not JOURNALS:
         pytest.skip("no committed sweep storage")
     copy = tmp_path / "optuna.journal"
     shutil.copy(JOURNALS[0], copy)
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    storage = JournalStorage(JournalFileBackend(str(copy)))
+    app = optuna_dashboard.wsgi(storage)  # the server's own app, without a socket
 
-    app = dashboard.wsgi(JournalStorage(JournalFileBackend(str(copy))))  # the server's own app
-    assert callable(app)
+    def get(path: str) -> dict:
+        environ: dict = {}
+        setup_testing_defaults(environ)
+        environ["PATH_INFO"] = path
+        status: list[str] = []
+        body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+        assert status == ["200 OK"], (path, status, body[:200])
+        return json.loads(body)
+
+    summaries = get("/api/studies")["study_summaries"]
+    names = [s["study_name"] for s in summaries]
+    assert names == [s.study_name for s in optuna.get_all_study_summaries(storage)] and names
+    study = get(f"/api/studies/{summaries[0]['study_id']}")
+    assert len(study["trials"]) == len(optuna.load_study(study_name=names[0], storage=storage).trials) > 0
