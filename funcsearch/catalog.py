@@ -119,30 +119,48 @@ def _cells(row: object) -> tuple[str, str, str, str, str]:
     return _number(row.f0), bounded_text, _number(row.flat_zone_width), monotonic_text, status
 
 
+NAME_WIDTH = 28
+"""Width of the terminal listing's name / formula column (100 columns in all)."""
+
+
+def _break_name(name: str, width: int = NAME_WIDTH - 2) -> str:
+    """A long name broken into lines at its ``|`` transforms, so a terminal never cuts a
+    transform in two (a single part wider than the column is still folded)."""
+    lines, line = [], ""
+    for part in name.split("|"):
+        piece = part if not line else "|" + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = "|" + part
+        else:
+            line += piece
+    return "\n".join(lines + [line])
+
+
 def catalog_renderables(table: "pd.DataFrame", show: str = "all") -> list[object]:
     """Rich renderables for ``funcsearch candidates``: the table and the per-family counts.
 
     ``show`` is "all", "kept" or "rejected". Each property column shows its verdict and key
     number: f(0); sup|f| (or the growth exponent when unbounded); the flat-zone width; the
-    min slope (or where monotonicity breaks). Laid out for 100 columns: formulas wrap at
-    their spaces (canonical text spaces its operators and commas); a token is cut only when
-    it is wider than the whole column."""
+    min slope (or where monotonicity breaks). Laid out for 100 columns: the name (broken at
+    its ``|`` transforms) above its formula (wrapped at the spaces canonical text puts around
+    + and - and after commas); a token is cut only when it is wider than the whole column."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     rows = _rows(table, show)
     listing = Table(title=f"{len(rows)} candidates ({show})", show_lines=False, header_style="bold",
-                    box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    listing.add_column("name", style="cyan", overflow="fold", min_width=18, max_width=28)
-    listing.add_column("formula", overflow="fold", min_width=16, max_width=26)
-    for heading in ("f(0)", "sup|f|", "flat"):
-        listing.add_column(heading, overflow="fold", max_width=10)
-    listing.add_column("min f'", overflow="fold", min_width=12, max_width=16)
-    listing.add_column("kept / why rejected", overflow="fold", min_width=20)
+                    box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", collapse_padding=True,
+                    expand=True)
+    listing.add_column("name / formula", overflow="fold", min_width=20, max_width=NAME_WIDTH, ratio=1)
+    for heading, width in (("f(0)", 6), ("sup|f|", 9), ("flat", 7), ("min f'", 16)):
+        listing.add_column(heading, overflow="fold", width=width)
+    listing.add_column("kept / why rejected", overflow="fold", min_width=20, ratio=1)
     for row in rows.itertuples(index=False):
         f0, bounded_text, flat, monotonic_text, status = _cells(row)
         listing.add_row(
-            row.name, row.expression,
+            f"[cyan]{escape(_break_name(str(row.name)))}[/]\n[dim]{escape(str(row.expression))}[/]",
             _mark(row.zero_centred, f0), _mark(row.bounded, bounded_text),
             _mark(row.centre_sensitive, flat), _mark(row.monotonic, monotonic_text),
             "[green]kept[/]" + status[4:] if row.kept else f"[red]{status}[/]")

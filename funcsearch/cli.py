@@ -281,8 +281,10 @@ def plot_shapes_command(
 @app.command("fidelity")
 def fidelity_command(
     results: str = typer.Argument(..., help="a results folder, e.g. results/property_shift"),
-    reference: str = typer.Option("paper_property_tables.csv", "--reference",
-                                  help="reference CSV (path, or the name of a shipped set)"),
+    reference: str | None = typer.Option(None, "--reference",
+                                         help="reference CSV (path, or the name of a shipped set); "
+                                              "default: every reference each proxy declares "
+                                              "(funcsearch proxies lists them)"),
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
     studies: str | None = typer.Option(None, "--studies", help="comma-separated reference studies (a split)"),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k overlap"),

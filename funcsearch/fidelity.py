@@ -131,7 +131,8 @@ class FidelityReport:
     def to_markdown(self) -> str:
         """The figures as Markdown tables (what `funcsearch fidelity` prints)."""
         lines = [
-            f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against the reference",
+            f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against "
+            f"{Path(self.reference).stem if self.reference else 'the reference'}",
             "",
             f"Studies: {', '.join(self.studies)}. Shared functions: {self.n_shared}; seeds: {self.n_seeds}. "
             f"Figures are {self.sample}.",
@@ -430,25 +431,35 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
 def fidelity_of_results(results: str | Path, reference: str | Path | None = None, *,
                         proxy: str | None = None, studies: Sequence[str] | None = None,
                         top_k: int = 5, bootstrap: int = 1000) -> list[FidelityReport]:
-    """Fidelity of every proxy (or one) of a results folder against a reference set."""
+    """Fidelity of every proxy (or one) of a results folder against a reference set; without
+    ``reference``, against every full-scale reference each proxy declares that this study can
+    be compared with (a proxy of no registered kind: the shipped paper tables)."""
     from funcsearch.errors import InputError
-    from funcsearch.references import load_reference
+    from funcsearch.proxies.registry import PROXIES
+    from funcsearch.references import PAPER_REFERENCE, load_reference
+
     from funcsearch.search.store import read_results
 
     folder = Path(results)
     frame = read_results(folder)
-    reference_set = load_reference(reference)
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
     reports, reasons = [], []
     for name in proxies:
-        try:
-            reports.append(measure_fidelity(frame, reference_set, proxy=name, studies=studies,
-                                            top_k=top_k, bootstrap=bootstrap))
-        except ValueError as exc:
-            if proxy is not None or len(proxies) == 1:
-                raise InputError(f"{folder}: {exc}") from None
-            reasons.append(f"{name}: {exc}")
+        if reference is not None:
+            names: tuple[str | Path, ...] = (reference,)
+        else:
+            names = PROXIES[name].references if name in PROXIES else (PAPER_REFERENCE,)
+            if not names:
+                reasons.append(f"{name}: the proxy declares no full-scale reference (give --reference)")
+        for each in names:
+            reference_set = load_reference(each)
+            try:
+                reports.append(measure_fidelity(frame, reference_set, proxy=name, studies=studies,
+                                                top_k=top_k, bootstrap=bootstrap))
+            except ValueError as exc:
+                reasons.append(f"{name} vs {Path(reference_set.source).name}: {exc}")
     if not reports:
-        raise InputError(f"{folder}: no proxy can be compared with {reference_set.source} "
+        raise InputError(f"{folder}: no proxy can be compared with "
+                         f"{'its declared references' if reference is None else reference} "
                          f"({'; '.join(reasons)})")
     return reports

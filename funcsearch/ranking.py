@@ -733,13 +733,17 @@ def rich_renderables(board: Leaderboard) -> list[object]:
 
     out: list[object] = []
     if len(board.proxies) > 1:
-        header, body = aggregate_rows(board)
-        t = Table(title=aggregate_title(board), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        header, body = aggregate_rows(board)  # per-proxy columns by proxy name: the title has the metrics
+        proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
+        header = ["#", "function", "kind", "mean rank", "95% CI", *proxies]
+        t = Table(title=aggregate_title(board) + "; one column per proxy: its rank",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         for h in header:
             t.add_column(h, justify="left" if h in ("function", "kind") else "right",
-                         overflow="fold", min_width=18 if h == "function" else None)
+                         overflow="fold", min_width=18, ratio=1) if h == "function" else \
+                t.add_column(h, justify="left" if h == "kind" else "right", no_wrap=True)
         for row in body:
-            t.add_row(*row)
+            t.add_row(*row, style="cyan" if row[2] == "baseline" else None)
         out.append(t)
     for proxy, table in board.proxies.items():
         d = board_display(board, proxy)

@@ -249,8 +249,6 @@ def _width_note(frame: pd.DataFrame) -> str:
 def _leaderboard_section(ctx: _Context) -> str:
     from funcsearch.plots.leaderboard import plot_leaderboard
 
-    name = "leaderboard.png"
-    save_figure(plot_leaderboard(ctx.board), ctx.image(name), dpi=110)
     parts = []
     if len(ctx.board.proxies) > 1:  # the declared aggregate comes first
         parts += ['<h2 id="aggregate">Aggregate rank</h2>',
@@ -259,13 +257,15 @@ def _leaderboard_section(ctx: _Context) -> str:
              "<p class=note>The plot draws each function's difference with the best baseline, "
              "paired by seed, with the 95% interval of those paired differences: the interval "
              "behind the table's <em>beats best baseline</em> verdict. Functions with no ok seed "
-             "are named in the right margin, off the scale.</p>", _img(name, "leaderboard plot")]
+             "are named in the right margin, off the scale.</p>"]
     for proxy, table in ctx.board.proxies.items():
+        name = f"leaderboard_{proxy}.png"  # one plot per proxy, beside its table: legible at 800 px
+        save_figure(plot_leaderboard(ctx.board, proxy=proxy), ctx.image(name), dpi=110)
         header, body = display_rows(table, board_display(ctx.board, proxy))
         classes = ["baseline" if k == "baseline" else ("bad" if ok == 0 else "")
                    for k, ok in zip(table["kind"], table["ok"])]
         parts += [f"<h3>{_e(proxy)} ({_e(_direction(ctx.board, proxy))})</h3>",
-                  _table(header, body, classes)]
+                  _img(name, f"{proxy} leaderboard plot"), _table(header, body, classes)]
     parts.append(f"<p class=note>{_e(NOTE)} Baselines are shaded blue; functions with no ok "
                  "seed red.</p>")
     return "\n".join(parts)
@@ -305,7 +305,7 @@ def _shapes_section(ctx: _Context) -> str:
         groups = [(f"top {ctx.top}", ordered[:ctx.top]), (f"bottom {ctx.top}, worst last", ordered[-ctx.top:])]
     for label, names in groups:
         name = f"shapes_{_safe(label.split(',')[0])}.png"
-        save_figure(plot_shapes([(n, expressions[n]) for n in names], ctx.profile), ctx.image(name))
+        save_figure(plot_shapes([(n, expressions[n]) for n in names], ctx.profile, columns=3), ctx.image(name))
         parts += [f"<h3>{_e(label)} (by aggregate rank)</h3>", _img(name, f"shapes, {label}")]
     parts.append("<p class=note>f solid, f' dashed, on [-5, 5]; marks: the four property "
                  "verdicts with their key number (green = passed). Statistics-based norms "

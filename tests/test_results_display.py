@@ -162,6 +162,30 @@ def test_studies_table_has_no_markdown_escapes(study: Path, monkeypatch) -> None
     assert max(len(line) for line in _table_lines(result.output)) <= 100
 
 
+def test_terminal_aggregate_keeps_every_proxy_column(study: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    lines = _table_lines(runner.invoke(app, ["leaderboard", str(study)]).output)
+    header = next(line for line in lines if "mean rank" in line)
+    assert header.split()[-2:] == ["dit", "vit"]  # whole, not cropped at the right edge
+    board = leaderboard(study)
+    for name in board.aggregate["candidate"]:
+        row = next(line for line in lines if line.split()[1:2] == [name])
+        assert row.split()[-1].replace(".", "").isdigit(), row
+
+
+def test_terminal_candidates_fit_100_columns_without_cutting_names_or_verdicts(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    families = Path(__file__).resolve().parents[1] / "candidates"
+    output = runner.invoke(app, ["candidates", str(families / "cdf.yaml"),
+                                 str(families / "property_studies" / "monotonic.yaml")]).output
+    lines = _table_lines(output)
+    assert max(len(line) for line in lines) <= 100
+    assert "✗ breaks at 1.57" in output and "kept / why rejected" in output
+    names = [line.split()[0] for line in lines if line.startswith(" cdf_normal")]
+    assert names and all(not name.endswith(("=", "=0.", "|")) for name in names)  # broken at | only
+    assert any(line.split()[0] == "|mix=0.1" for line in lines)
+
+
 def test_candidates_formats(tmp_path: Path) -> None:
     family = Path(__file__).resolve().parents[1] / "candidates" / "property_studies" / "shift.yaml"
     md = runner.invoke(app, ["candidates", str(family), "--format", "md"])
