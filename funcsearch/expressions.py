@@ -785,6 +785,71 @@ def _numpy_backend() -> _Backend:
     )
 
 
+ROOT_GRADIENT = "finite-at-0"
+"""How compiled roots differentiate at an input of exactly 0 (see :func:`root_pow`). Recorded in
+the trial key of every expression with a root (:func:`has_root`), so results computed before
+the rule existed (a NaN gradient there) are never reused as if computed under it."""
+
+
+def root_pow(base: Any, exponent: float) -> Any:
+    """``base ** exponent`` for 0 < exponent < 1 with a finite gradient at ``base == 0``.
+
+    The slope of a root is infinite at 0; autograd's ``inf * 0`` (the chain through ``abs`` or
+    ``sign``, whose derivative is 0 there) turns one exact zero into a NaN gradient that
+    poisons the whole step. The function is continuous at 0, so its gradient there is taken as
+    0, the sub-gradient PyTorch gives ``abs`` at 0 for the same reason. Elsewhere the gradient
+    is PyTorch's own formula (``grad / (2 sqrt)`` for the square root, ``p * base**(p-1)``
+    otherwise)."""
+    return _RootPow.apply(base, float(exponent))
+
+
+def _root_pow_class() -> Any:
+    import torch
+
+    class RootPow(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, base: Any, exponent: float) -> Any:
+            result = torch.sqrt(base) if exponent == 0.5 else torch.pow(base, exponent)
+            ctx.exponent = exponent
+            ctx.save_for_backward(base, result)
+            return result
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            base, result = ctx.saved_tensors
+            zero = base == 0
+            if ctx.exponent == 0.5:
+                slope_grad = grad / (2 * torch.where(zero, torch.ones_like(result), result))
+            else:
+                safe = torch.where(zero, torch.ones_like(base), base)
+                slope_grad = grad * (ctx.exponent * safe.pow(ctx.exponent - 1))
+            return torch.where(zero, torch.zeros_like(slope_grad), slope_grad), None
+
+    return RootPow
+
+
+class _LazyRootPow:
+    """Builds the autograd class on first use (importing this module stays torch-free)."""
+
+    _cls: Any = None
+
+    def apply(self, base: Any, exponent: float) -> Any:
+        if _LazyRootPow._cls is None:
+            _LazyRootPow._cls = _root_pow_class()
+        return _LazyRootPow._cls.apply(base, exponent)
+
+
+_RootPow = _LazyRootPow()
+
+
+def has_root(expr: Expression | sp.Basic | str) -> bool:
+    """Whether the compiled form of ``expr`` takes a root (a power strictly between 0 and 1, a
+    square or cube root), i.e. whether :data:`ROOT_GRADIENT` applies to it."""
+    tree = _as_sympy(expr)
+    return any((isinstance(node, sp.Pow) and node.exp.is_number and 0 < node.exp < 1)
+               or isinstance(node, Cbrt) for node in sp.preorder_traversal(tree))
+
+
 def _torch_backend() -> _Backend:
     import torch
 
@@ -801,12 +866,17 @@ def _torch_backend() -> _Backend:
         return torch.where(condition, as_tensor_like(a, like), as_tensor_like(b, like))
 
     def cbrt(value: Any) -> Any:
-        return torch.sign(value) * torch.abs(value) ** (1.0 / 3.0)
+        return torch.sign(value) * root_pow(torch.abs(value), 1.0 / 3.0)
 
     def power(base: Any, exponent: Any, like: Any) -> Any:
+        if isinstance(base, torch.Tensor) and isinstance(exponent, float) and 0.0 < exponent < 1.0:
+            return root_pow(base, exponent)
         if isinstance(exponent, torch.Tensor) or isinstance(base, torch.Tensor):
             return torch.pow(base, exponent)
         return torch.full_like(like, float(base) ** float(exponent))
+
+    def sqrt(value: Any) -> Any:
+        return root_pow(value, 0.5)
 
     return _Backend(
         "torch",
@@ -814,7 +884,7 @@ def _torch_backend() -> _Backend:
             "erf": torch.erf, "erfc": torch.erfc, "tanh": torch.tanh, "atan": torch.atan,
             "asinh": torch.asinh, "sinh": torch.sinh, "cosh": torch.cosh, "exp": torch.exp,
             "log": torch.log, "sin": torch.sin, "cos": torch.cos, "tan": torch.tan,
-            "abs": torch.abs, "sign": torch.sign, "sqrt": torch.sqrt, "cbrt": cbrt, "pow": power,
+            "abs": torch.abs, "sign": torch.sign, "sqrt": sqrt, "cbrt": cbrt, "pow": power,
             "maximum": binary(torch.maximum), "minimum": binary(torch.minimum), "where": where,
             "and": binary(torch.logical_and), "or": binary(torch.logical_or),
             "full_like": lambda t, v: torch.full_like(t, v),
@@ -1015,6 +1085,7 @@ class CompileCheck:
     gradient_ok: bool
     max_abs_error_float32: float
     reason: str | None = None
+    note: str | None = None  # worth knowing, not a problem (e.g. a root's infinite slope at 0)
 
     @property
     def ok(self) -> bool:
@@ -1071,6 +1142,10 @@ def check_compiled(expr: Expression | sp.Expr | str) -> CompileCheck:
         where = _first_bad(grid, bad_gradient)
         what = "infinite slope" if where == "x=0" else "non-finite gradient"
         return CompileCheck(True, False, max_error, f"{what} at {where}")
+    near = np.abs(grid) == 1e-6
+    if has_root(sym) and np.any(np.abs(gradient.numpy()[near]) > 100):  # steep enough to matter
+        return CompileCheck(True, True, max_error, None,
+                            "infinite slope at x=0 (the compiled gradient there is 0: expressions.root_pow)")
     return CompileCheck(True, True, max_error, None)
 
 

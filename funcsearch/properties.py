@@ -248,11 +248,12 @@ class PropertyReport:
 
     @property
     def warning(self) -> str:
-        """A compile problem that does not reject (gradient, when not required)."""
+        """A compile problem that does not reject (gradient, when not required), or a note
+        worth knowing (a root's infinite slope at 0, differentiated as 0 there)."""
         check = self.compile_check
         if check is not None and self.compiles and not check.ok and check.reason:
             return check.reason
-        return ""
+        return (check.note or "") if check is not None else ""
 
 
 def _fmt(value: float) -> str:

@@ -206,10 +206,24 @@ def test_check_passes_smooth_functions() -> None:
     assert check.ok and check.reason is None and check.max_abs_error_float32 < 1e-5
 
 
-def test_check_reports_infinite_slope_at_zero() -> None:
-    check = check_compiled("abs(x)**(2/3)")
-    assert check.values_ok and not check.gradient_ok
-    assert check.reason == "infinite slope at x=0"
+@pytest.mark.parametrize("text", ["abs(x)**(2/3)", "clip(sign(x)*abs(x)**(2/3), -1, 1)",
+                                  "sign(x)*(1 - exp(-sqrt(abs(x))))", "cbrt(x)"])
+def test_roots_take_a_finite_gradient_at_exactly_zero(text: str) -> None:
+    """The slope of a root is infinite at 0; autograd made that a NaN (inf * 0) and one exact
+    zero poisoned a whole training step. The compiled form takes the gradient 0 there and is
+    PyTorch's own everywhere else (bit for bit), and its trial key says so."""
+    import torch
+
+    from funcsearch.expressions import ROOT_GRADIENT, has_root, to_torch
+
+    check = check_compiled(text)
+    assert check.ok, check.reason
+    x = torch.tensor([0.0, -0.0, 1e-30, -0.3, 0.7], requires_grad=True)
+    to_torch(text)(x).sum().backward()
+    assert x.grad[0] == 0 and x.grad[1] == 0 and torch.isfinite(x.grad).all()
+    assert x.grad[2] > 1e6  # steep, finite, just off 0
+    assert has_root(text) and ROOT_GRADIENT
+    assert not has_root("x/sqrt(1 + x**2)") and not has_root("erf(x)")  # x**(-1/2): not a root
 
 
 def test_check_reports_undefined_values_instead_of_crashing() -> None:

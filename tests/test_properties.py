@@ -115,12 +115,13 @@ def test_functions_undefined_on_the_grid_fail_with_the_reason(profile):
     assert "not finite at x=0" in report.reason
 
 
-def test_infinite_slope_at_zero_is_a_warning_unless_the_profile_requires_gradients(profile):
+def test_infinite_slope_at_zero_is_a_warning_and_no_longer_a_nan_gradient(profile):
     report = check_properties("exproot", profile)
-    assert report.kept and "infinite slope" in report.warning
+    assert report.kept and "infinite slope at x=0" in report.warning and "root_pow" in report.warning
     strict = profile.model_copy(update={"require_finite_gradient": True})
-    report = check_properties("exproot", strict)
-    assert not report.kept and "compile: infinite slope" in report.reason
+    report = check_properties("exproot", strict)  # the compiled gradient is finite everywhere now
+    assert report.kept and "infinite slope" in report.warning
+    assert check_properties("erf", profile).warning == ""
 
 
 def test_statistics_norms_have_no_properties(profile):

@@ -95,8 +95,26 @@ def test_trial_key_changes_with_what_changes_the_run_only() -> None:
     assert trial_key(**{**base, "resolved_config": {"lr": 1e-3, "epochs": 3}}) == key
     for change in ({"seed": 1}, {"proxy": "dit"}, {"alpha_init": 1.0}, {"shift": "none"},
                    {"expression": "tanh(x)"}, {"resolved_config": {"epochs": 4, "lr": 0.001}},
-                   {"data": "/d.npz"}):
+                   {"data": "/d.npz"}, {"root_gradient": "finite-at-0"}):
         assert trial_key(**{**base, **change}) != key, change
+
+
+def test_only_expressions_with_a_root_record_the_root_gradient_rule(tmp_path: Path) -> None:
+    """The plan keys a root's trials with expressions.ROOT_GRADIENT (results stored before the
+    rule are not reused under it); every other function keeps the key it always had."""
+    from funcsearch.search.config import parse_search_config
+    from funcsearch.search.plan import make_unit, select_functions
+
+    config = parse_search_config("name: roots\nseeds: [0]\nproxies: {vit: {overrides: {epochs: 1, warmup_epochs: 0}}}\n"
+                                 "candidates: {functions: [exproot, erf], require: []}\nbaselines: []\n",
+                                 "roots.yaml")
+    units = {f.name: make_unit(config, f, "vit", {}) for f in select_functions(config).functions}
+    for name, unit in units.items():
+        common = dict(name=name, expression=unit.function.expression, shift=unit.shift,
+                      alpha_init=unit.alpha_init, proxy="vit", seed=0, resolved_config=unit.config,
+                      data=unit.data)
+        rooted = trial_key(**common, root_gradient="finite-at-0")
+        assert unit.trials[0] == (rooted if name == "exproot" else trial_key(**common)), name
 
 
 def test_rows_are_durable_even_if_the_writer_is_killed(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ unified-form settings (shift, alpha init), the proxy, the seed, the proxy's *res
 config (every field after overrides), the data path, and where the run computes (device and
 precision) when that is not the CPU in fp32: CPU fp32 trials keep the keys they always had,
 while a GPU or bf16 trial gets its own key, so numbers of different devices are never mixed
-by reuse. Names, display order and search
+by reuse. An expression that takes a root also records how its compiled form differentiates
+at 0 (``expressions.ROOT_GRADIENT``): trials computed before that rule (NaN gradients at exact
+zeros) keep their old keys and are not reused under it, while every other expression keeps its
+key. Names, display order and search
 settings that do not change a run's numbers are left out, so renaming a candidate or
 adding another one never reruns anything, and changing one setting reruns only the
 trials whose resolved config it changes.
@@ -58,24 +61,25 @@ DEFAULT_RUNTIME = ("cpu", "fp32")
 
 def trial_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
               proxy: str, seed: int, resolved_config: Mapping[str, Any],
-              data: str | None, device: str = "cpu", precision: str = "fp32") -> str:
+              data: str | None, device: str = "cpu", precision: str = "fp32",
+              root_gradient: str | None = None) -> str:
     """The key of one training run (see module docstring for what goes in)."""
     return digest({**_cell(name, expression, shift, alpha_init, proxy, resolved_config, data,
-                           device, precision),
+                           device, precision, root_gradient),
                    "seed": int(seed)})
 
 
 def unit_key(*, name: str, expression: str | None, shift: str, alpha_init: float,
              proxy: str, resolved_config: Mapping[str, Any], data: str | None,
-             device: str = "cpu", precision: str = "fp32") -> str:
+             device: str = "cpu", precision: str = "fp32", root_gradient: str | None = None) -> str:
     """The key of one (function, proxy, hyperparameters) cell: a trial key without the seed."""
     return digest(_cell(name, expression, shift, alpha_init, proxy, resolved_config, data,
-                        device, precision))
+                        device, precision, root_gradient))
 
 
 def _cell(name: str, expression: str | None, shift: str, alpha_init: float, proxy: str,
           resolved_config: Mapping[str, Any], data: str | None, device: str,
-          precision: str) -> dict[str, Any]:
+          precision: str, root_gradient: str | None = None) -> dict[str, Any]:
     """What decides a run's numbers apart from the seed (key order does not matter: sorted)."""
     cell: dict[str, Any] = {
         "function": expression if expression is not None else f"norm:{name}",
@@ -87,4 +91,6 @@ def _cell(name: str, expression: str | None, shift: str, alpha_init: float, prox
     }
     if (device, precision) != DEFAULT_RUNTIME:
         cell["runtime"] = {"device": device, "precision": precision}
+    if root_gradient is not None:
+        cell["root_gradient"] = root_gradient
     return cell

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from funcsearch.errors import FuncsearchError, InputError
+from funcsearch.expressions import ROOT_GRADIENT, has_root
 from funcsearch.named import SHIFT_KINDS
 from funcsearch.search.config import FUNCTION_FIELDS, SearchConfig
 from funcsearch.search.keys import digest, trial_key, unit_key
@@ -335,7 +336,8 @@ def make_unit(config: SearchConfig, function: FunctionEntry, proxy: str,
     info = proxy_info(proxy)
     common = dict(name=function.name, expression=function.expression, shift=shift,
                   alpha_init=alpha, proxy=proxy, resolved_config=resolved, data=data,
-                  device=device, precision=settings.precision)
+                  device=device, precision=settings.precision,
+                  root_gradient=ROOT_GRADIENT if function.expression and has_root(function.expression) else None)
     trials = {seed: trial_key(seed=seed, **common) for seed in config.seeds}
     return Unit(
         key=unit_key(**common), function=function, proxy=proxy, hyperparameters=point,
