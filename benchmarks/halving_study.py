@@ -1,6 +1,7 @@
 """Where to put successive-halving rungs, measured on committed full runs (no training).
 
     python benchmarks/halving_study.py results/paper_search [more results folders]
+    python benchmarks/halving_study.py results/paper_search --metric vit=test_loss   # another rung metric
 
 For every proxy of each study: (1) the Spearman between the ranking at epoch e (the proxy's
 halving metric, seed means) and the final ranking (its primary metric), for every e; (2) a
@@ -45,9 +46,8 @@ def final_scores(frame: pd.DataFrame) -> pd.Series:
     return oriented.groupby(frame["candidate"]).mean()
 
 
-def agreement_by_epoch(frame: pd.DataFrame, proxy: str) -> tuple[pd.Series, str]:
-    entry = get_proxy(proxy)
-    metric = entry.halving_metric
+def agreement_by_epoch(frame: pd.DataFrame, proxy: str, metric: str | None = None) -> tuple[pd.Series, str]:
+    metric = metric or get_proxy(proxy).halving_metric
     table = per_epoch_table(frame, metric, declared_metric(proxy, metric).higher_is_better)
     final = final_scores(frame).reindex(table.index)
     out = {}
@@ -57,12 +57,13 @@ def agreement_by_epoch(frame: pd.DataFrame, proxy: str) -> tuple[pd.Series, str]
     return pd.Series(out), metric
 
 
-def simulate(frame: pd.DataFrame, proxy: str, fraction: float, keep: float) -> tuple[float, float, int]:
-    """(CPU saved share, Spearman with the full order, rung epoch) of one rung at ``fraction``."""
-    entry = get_proxy(proxy)
+def simulate(frame: pd.DataFrame, proxy: str, fraction: float, keep: float,
+             metric: str | None = None) -> tuple[float, float, int]:
+    """(CPU saved share, Spearman with the full order, rung epoch) of one rung at ``fraction``
+    ranked on ``metric`` (default: the proxy's halving metric)."""
     epochs = int(frame["epochs_done"].max())
     rung = max(1, round(fraction * epochs))
-    metric = entry.halving_metric
+    metric = metric or get_proxy(proxy).halving_metric
     table = per_epoch_table(frame, metric, declared_metric(proxy, metric).higher_is_better)
     final = final_scores(frame)
     baselines = set(frame.loc[frame["is_baseline"].astype(bool), "candidate"])
@@ -87,13 +88,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+")
     parser.add_argument("--keep", type=float, nargs="+", default=[1 / 3, 1 / 2])
+    parser.add_argument("--metric", action="append", default=[], metavar="PROXY=METRIC",
+                        help="rank the rung on this per-epoch metric instead of the proxy's halving metric")
     args = parser.parse_args()
+    chosen = dict(item.split("=", 1) for item in args.metric)
     for folder in args.results:
         frame = read_results(folder)
         frame = frame[frame["stop_epoch"].isna()]
         for proxy in sorted(set(frame["proxy"])):
             rows = frame[frame["proxy"] == proxy]
-            agreement, metric = agreement_by_epoch(rows, proxy)
+            agreement, metric = agreement_by_epoch(rows, proxy, chosen.get(proxy))
             epochs = int(rows["epochs_done"].max())
             print(f"## {Path(folder).name} / {proxy}: rank by {metric} at epoch e vs the final "
                   f"{get_proxy(proxy).primary_metric} rank ({rows['candidate'].nunique()} functions, "
@@ -105,7 +109,7 @@ def main() -> None:
             print("|---|---|---|---|---|")
             for fraction in (0.1, 0.2, 0.25, 1 / 3, 0.5):
                 for keep in args.keep:
-                    saved, rho, rung = simulate(rows, proxy, fraction, keep)
+                    saved, rho, rung = simulate(rows, proxy, fraction, keep, chosen.get(proxy))
                     print(f"| {fraction:.2f} of training | 1/{round(1 / keep)} | {rung} | {saved:.0%} | {rho:+.2f} |")
             print()
 

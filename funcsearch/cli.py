@@ -187,7 +187,9 @@ def leaderboard_command(
     from funcsearch.fidelity import fidelity_lines
 
     board = leaderboard(results, proxy=proxy)
-    board.fidelity = fidelity_lines(results, reference, proxy=proxy)
+    from funcsearch.ranking import declared_rule
+
+    board.fidelity = fidelity_lines(results, reference, proxy=proxy, rule=declared_rule(results))
     fidelity = ""
     if reference is not None:
         from funcsearch.report import fidelity_section

@@ -380,13 +380,34 @@ def measure_fidelity(
     )
 
 
+def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any = None) -> FidelityReport:
+    """Fidelity of the declared aggregate ranking (:mod:`funcsearch.aggregate`) to a reference:
+    each function's mean rank across the proxies, compared like one proxy's score. One value per
+    function, so the interval is Fisher-z (the aggregate's own seed interval is in the
+    leaderboard)."""
+    from funcsearch.aggregate import aggregate_ranking
+
+    table, _ = aggregate_ranking(trials, rule, bootstrap=0)
+    first = trials.drop_duplicates("candidate").set_index("candidate")
+    names = table["candidate"]
+    rows = pd.DataFrame({
+        "candidate": names.to_numpy(), "proxy": "aggregate", "seed": 0, "status": "ok",
+        "score": -table["aggregate_score"].to_numpy(), "higher_is_better": True,
+        "primary_metric": "aggregate mean rank",
+        "expression": first["expression"].reindex(names).to_numpy(),
+        "shift": first["shift"].reindex(names).to_numpy() if "shift" in first else None,
+    })
+    return measure_fidelity(rows, reference, proxy="aggregate", bootstrap=0)
+
+
 def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | None = None,
-                   proxy: str | None = None) -> list[str]:
+                   proxy: str | None = None, rule: Any = None) -> list[str]:
     """One sentence per proxy and reference for the end of a leaderboard: the fidelity measured
     on this study's functions, or why it cannot be measured here. Without ``reference``, each
     proxy is compared with the full-scale references it declares (its own task's results);
-    proxies of no registered kind fall back to the shipped paper tables. A ranking is printed
-    with its noise and its fidelity."""
+    proxies of no registered kind fall back to the shipped paper tables. With several proxies,
+    the declared aggregate (``rule``, default the default rule) is measured against each of
+    their references too. A ranking is printed with its noise and its fidelity."""
     from funcsearch.proxies.registry import PROXIES
     from funcsearch.references import PAPER_REFERENCE, load_reference
     from funcsearch.search.store import read_results
@@ -425,6 +446,19 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
         if reasons:
             lines.append(f"Fidelity {each}: not measured on this study ({'; '.join(reasons)}). The fidelity "
                          "of a proxy recipe is measured on reference studies with `funcsearch calibrate`.")
+    if proxy is None and len(proxies) > 1:  # the declared aggregate, against every reference declared
+        declared = [reference] if reference is not None else list(dict.fromkeys(
+            name for each in proxies for name in (PROXIES[each].references if each in PROXIES else ())))
+        for name in declared:
+            reference_set = load_reference(name)
+            try:
+                report = aggregate_fidelity(frame, reference_set, rule)
+            except ValueError:  # another shift, or too few shared functions: nothing to say
+                continue
+            f = report.spearman_fisher
+            interval = "" if math.isnan(f.low) else f" [{f.low:+.2f}, {f.high:+.2f}] (Fisher-z)"
+            lines.append(f"Fidelity of the aggregate rank vs {Path(reference_set.source).name} ({report.sample}): "
+                         f"Spearman {report.spearman.estimate:+.2f}{interval} over {report.n_shared} shared functions.")
     return lines
 
 

@@ -19,7 +19,9 @@ class Metric:
 
     ``per_epoch``: reported after every epoch (in the curve; usable by early stopping),
     else only at the end. ``scale`` converts the stored value to the display ``unit``
-    (accuracy is stored as a fraction and shown in %)."""
+    (accuracy is stored as a fraction and shown in %). ``minimum`` / ``maximum``: the range
+    the quantity can take (stored units; a loss is never negative, an accuracy lies in
+    [0, 1]): printed intervals are clipped to it."""
 
     name: str
     higher_is_better: bool
@@ -27,6 +29,8 @@ class Metric:
     label: str
     unit: str = ""
     scale: float = 1.0
+    minimum: float | None = None
+    maximum: float | None = None
 
     def display(self, value: float) -> float:
         """The value in the display unit."""

@@ -395,8 +395,14 @@ class MetricDisplay:
 
     @property
     def bounds(self) -> tuple[float, float] | None:
-        """A percentage lies in [0, 100]: intervals are clipped to it."""
-        return (0.0, 100.0) if self.metric.unit == "%" else None
+        """The metric's declared range in the display unit (a percentage without one: [0, 100]):
+        intervals are clipped to it."""
+        m = self.metric
+        if m.minimum is None and m.maximum is None:
+            return (0.0, 100.0) if m.unit == "%" else None
+        low = -math.inf if m.minimum is None else m.minimum * m.scale
+        high = math.inf if m.maximum is None else m.maximum * m.scale
+        return (min(low, high), max(low, high))
 
     def scaled(self, value: object) -> float:
         if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -41,7 +41,7 @@ import pandas as pd
 from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.plots import save_figure
 from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, aggregate_title, board_display,
-                                display_rows, fmt, leaderboard, spearman_interval)
+                                declared_rule, display_rows, fmt, leaderboard, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
 
 if TYPE_CHECKING:
@@ -675,7 +675,8 @@ def write_report(results: str | Path, out: str | Path | None = None, *,
         raise InputError("must be 1 or more", field="--top")
     folder = Path(results)
     frame = read_results(folder)
-    board = leaderboard(frame)
+    rule = declared_rule(folder)  # the aggregate the search declared, as its leaderboard uses
+    board = leaderboard(frame, rule=rule)
     board.title = folder.name
     out_dir = Path(out) if out is not None else folder / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -688,7 +689,7 @@ def write_report(results: str | Path, out: str | Path | None = None, *,
     try:
         from funcsearch.fidelity import fidelity_lines
 
-        board.fidelity = fidelity_lines(frame)
+        board.fidelity = fidelity_lines(frame, rule=rule)
     except Exception as exc:  # noqa: BLE001 - the caveat then says why; the page is still written
         board.fidelity = [f"fidelity not measured ({type(exc).__name__}: {exc})"]
     body = [build(ctx) for _, _, build in sections]

@@ -12,13 +12,14 @@ line each. ``render_index`` writes the lot as Markdown, the page a new user read
 (``results/README.md``).
 
 Summaries are cached beside each study (``summary.json``), keyed by a hash of what they are
-computed from (the trials, plan and config files, the reference file, ``top`` and
-:data:`SUMMARY_VERSION`), so the index of unchanged studies reads in well under a second
+computed from (the trials, plan and config files, the reference file, ``top`` and the code
+that computes it, :data:`SUMMARY_CODE`), so the index of unchanged studies reads in well under a second
 without importing pandas or torch; a changed or running study is summarized afresh.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -33,9 +34,21 @@ if TYPE_CHECKING:  # loaded only when a summary is (re)computed: a cached index 
 
     from funcsearch.references import ReferenceSet
 
-SUMMARY_VERSION = 1
-"""Version of what a cached summary holds and how it is computed: bump it whenever either changes
-(tests compare the committed summaries with fresh ones, so a forgotten bump fails there)."""
+SUMMARY_CODE = ("studies.py", "ranking.py", "aggregate.py", "metrics.py", "fidelity.py", "references.py",
+                "layout.py", "search/store.py", "proxies/*.py")
+"""The modules whose code decides a summary (what it holds, how it is computed, each proxy's
+declared metrics): their bytes are part of every cache key, so an upgrade never shows a
+stale summary."""
+
+
+@functools.lru_cache(maxsize=1)
+def _code_key() -> str:
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for pattern in SUMMARY_CODE:
+        for path in sorted(package.glob(pattern)):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -219,8 +232,8 @@ def summarize_calibration(folder: str | Path) -> CalibrationSummary:
 
 def summary_key(folder: Path, inputs: tuple[str, ...], extra: str = "") -> str:
     """Hash of what a folder's summary is computed from: its input files' bytes, ``extra``
-    (the reference file's bytes, ``top``) and :data:`SUMMARY_VERSION`."""
-    digest = hashlib.sha256(f"v{SUMMARY_VERSION}|{extra}".encode())
+    (the reference file's bytes, ``top``) and the code (:data:`SUMMARY_CODE`)."""
+    digest = hashlib.sha256(f"{_code_key()}|{extra}".encode())
     for name in inputs:
         path = folder / name
         digest.update(f"|{name}:".encode())

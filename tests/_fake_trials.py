@@ -34,17 +34,19 @@ def fake_trial(spec: TrialSpec, on_epoch: Callable[[int, dict[str, float]], bool
         raise ValueError(f"boom: {text} is not supported by the fake trial")
     epochs = int(spec.overrides.get("epochs", 3))
     quality = _quality(spec) + (0.05 if spec.overrides.get("lr") == 0.003 else 0.0)
+    proxy = PROXIES[spec.proxy]
+    rung = proxy.metric(proxy.halving_metric)  # the per-epoch metric halving ranks on, as declared
     curve: list[dict[str, float]] = []
     for epoch in range(1, epochs + 1):
         time.sleep(EPOCH_SECONDS)
-        metrics = {"epoch": float(epoch), "train_loss": 2.0 / epoch,
-                   "test_acc": quality * epoch / epochs}
+        progress = quality * epoch / epochs
+        metrics = {"epoch": float(epoch), "train_loss": 2.0 / epoch, "test_acc": progress,
+                   rung.name: progress if rung.higher_is_better else 2.3 * (1 - progress)}
         curve.append(metrics)
         if on_epoch is not None and on_epoch(epoch, dict(metrics)):
-            return TrialResult(status="pruned", metrics={"test_acc": metrics["test_acc"]}, curve=curve,
+            return TrialResult(status="pruned", metrics={rung.name: metrics[rung.name]}, curve=curve,
                                wall_time_s=time.perf_counter() - start, config=dict(spec.overrides),
                                message=f"stopped by the epoch callback after epoch {epoch}")
-    proxy = PROXIES[spec.proxy]
     value = quality if proxy.higher_is_better else 100 * (1 - quality)
     final = {proxy.primary_metric: float("nan") if "cosh" in text else value}
     return TrialResult(status="ok", metrics=final, curve=curve, wall_time_s=time.perf_counter() - start,

@@ -40,7 +40,7 @@ def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
         current = store.read_current()
         board = leaderboard(current, rule=config.aggregate.rule())
         board.title = config.name
-        board.fidelity = fidelity_lines(current)
+        board.fidelity = fidelity_lines(current, rule=config.aggregate.rule())
         assert board.render("md") == (folder / "leaderboard.md").read_text()
 
 
@@ -48,7 +48,8 @@ def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
 def test_the_committed_study_summaries_are_current_and_read_without_pandas_or_torch(tmp_path: Path) -> None:
     """``funcsearch studies`` on the committed results reads their cached summaries (what keeps
     it well under 2 s): each one is what the current code computes, and reading them imports
-    neither pandas nor torch."""
+    neither pandas nor torch (a summary whose key is stale would be recomputed, importing both:
+    after changing the code that computes them, run ``funcsearch studies results --refresh``)."""
     import subprocess
     import sys
 

@@ -215,3 +215,24 @@ def test_search_references_join_layernorm_by_name_whatever_its_shift() -> None:
     reference = load_reference("paper_search_dit_b4")
     assert not reference.higher_is_better and reference.shift == "scalar"
     assert "norm:layernorm" in set(reference.table["fingerprint"])
+
+
+def test_the_aggregate_rank_is_measured_against_a_reference_like_a_proxy(tmp_path: Path) -> None:
+    """Two proxies: vit orders the functions C > A > B (D diverged), dit (FID, lower is better)
+    A > B > C (D diverged). Their mean ranks: A 1.5, C 2, B 2.5, D 4; against the reference
+    A > B > C > D that is a Spearman of 1 - 6*(0 + 1 + 1 + 0)/(4*15) = 0.8."""
+    from funcsearch.fidelity import aggregate_fidelity
+
+    trials = _trials()
+    trials = trials[trials["proxy"] == "vit"]
+    dit = trials.copy()
+    dit["proxy"], dit["primary_metric"], dit["higher_is_better"] = "dit", "fid", False
+    fid = {"erf(x + 0)": 10.0, "tanh(x)": 20.0, "2*atan(x)/pi": 30.0}
+    dit["score"] = [fid.get(e, float("nan")) if s == "ok" else float("nan")
+                    for e, s in zip(dit["expression"], dit["status"])]
+    both = pd.concat([trials, dit], ignore_index=True)
+    both["metrics"] = [f'{{"{m}": {v}}}' if s == "ok" else "{}"
+                       for m, v, s in zip(both["primary_metric"], both["score"], both["status"])]
+    report = aggregate_fidelity(both, load_reference(_reference(tmp_path)))
+    assert report.n_shared == 4 and report.spearman.estimate == pytest.approx(0.8)
+    assert report.proxy == "aggregate" and report.metric == "aggregate mean rank"

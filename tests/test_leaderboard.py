@@ -198,7 +198,14 @@ def test_every_leaderboard_states_its_fidelity_or_why_it_has_none(tmp_path: Path
     board = leaderboard(shared)
     board.fidelity = fidelity_lines(shared)
     md = board.render("md")
-    assert "## Fidelity" in md and md.count("- Fidelity ") == 2  # both proxies
+    assert "## Fidelity" in md and md.count("- Fidelity vit") == 1 and md.count("- Fidelity dit") == 1
+    # and the declared aggregate, against the references the proxies declare that apply here
+    aggregate = [line for line in board.fidelity if line.startswith("Fidelity of the aggregate rank vs ")]
+    assert [line.split(" vs ")[1].split(" ")[0] for line in aggregate] == ["paper_property_tables.csv"]
+    from funcsearch.fidelity import aggregate_fidelity
+
+    expected = aggregate_fidelity(shared, load_reference())
+    assert f"Spearman {expected.spearman.estimate:+.2f}" in aggregate[0] and expected.n_shared == 5
     assert "<h2>Fidelity</h2>" in board.render("html")
     # functions the reference does not hold: said, not silently skipped
     other = frame()

@@ -171,7 +171,8 @@ def test_set_options_are_read_as_yaml() -> None:
 
 
 def test_registry_names_primary_metrics() -> None:
-    assert PROXIES["vit"].primary_metric == "test_acc" and PROXIES["vit"].higher_is_better
+    assert PROXIES["vit"].primary_metric == "test_loss" and not PROXIES["vit"].higher_is_better
+    assert PROXIES["vit"].halving_metric == "test_loss" and PROXIES["vit"].metric("test_acc").maximum == 1.0
     assert PROXIES["dit"].primary_metric == "fid" and not PROXIES["dit"].higher_is_better
     assert PROXIES["vit"].config_class is ViTConfig
 

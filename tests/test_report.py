@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fixtures.results_fixture import OTHER_FUNCTIONS, results_frame, write_results
 from funcsearch.cli import app
 from funcsearch.errors import DataError, InputError
-from funcsearch.ranking import leaderboard
+from funcsearch.ranking import board_display, leaderboard
 from funcsearch.report import compare_studies, fit_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -42,9 +42,10 @@ def test_report_writes_one_self_contained_page_with_every_section(tmp_path: Path
     assert {"curves_diverged_vit.png", "curves_diverged_dit.png"} <= set(images)
     assert "every function with a diverged seed (1)" in page
     # rankings come with their noise: the leaderboard's own 95% interval of LayerNorm on vit
-    vit = leaderboard(folder).proxies["vit"].set_index("candidate")
+    board = leaderboard(folder)
+    vit = board.proxies["vit"].set_index("candidate")
     low, high = vit.loc["layernorm", ["ci95_low", "ci95_high"]]
-    assert f"[{100 * low:.4g}, {100 * high:.4g}]" in page  # accuracy in %
+    assert board_display(board, "vit").interval(low, high) in page  # in the metric's display unit
     # property evidence: erf(x + 2) fails zero-centring, with its number
     row = page[page.index("erf|translate=+2<br>"):]
     assert re.match(r'.*?<span class="fail">FAIL</span> \|f\(0\)\|=0\.995', row, re.S)
@@ -109,9 +110,9 @@ def test_compare_studies_joins_the_same_functions_by_fingerprint(tmp_path: Path)
     assert table.loc["erf", "candidate_b"] == "erf|translate=+0"
     frame_a, frame_b = results_frame(search="a"), results_frame(search="b", functions=OTHER_FUNCTIONS, seed=1)
 
-    def mean(frame, name):  # type: ignore[no-untyped-def]
+    def mean(frame, name):  # type: ignore[no-untyped-def]  # vit ranks on its recorded test loss
         rows = frame[(frame["proxy"] == "vit") & (frame["candidate"] == name) & (frame["status"] == "ok")]
-        return rows["score"].mean()
+        return rows["metrics"].map(lambda text: json.loads(text)["test_loss"]).mean()
 
     assert table.loc["erf", "mean_a"] == pytest.approx(mean(frame_a, "erf"))
     assert table.loc["erf", "diff"] == pytest.approx(mean(frame_b, "erf|translate=+0") - mean(frame_a, "erf"))

@@ -23,7 +23,8 @@ from funcsearch.errors import InputError
 from funcsearch.export import export_function, torch_snippet
 from funcsearch.halloffame import hall_of_fame, pareto_front
 from funcsearch.metrics import Metric
-from funcsearch.ranking import MetricDisplay, leaderboard
+from funcsearch.aggregate import AggregateRule
+from funcsearch.ranking import MetricDisplay, board_display, leaderboard
 from funcsearch.report import compare_studies, write_report
 from funcsearch.search.store import read_results
 
@@ -87,9 +88,10 @@ def test_leaderboard_plot_draws_the_verdicts_interval_and_keeps_diverged_runs_of
     assert "diverged 3/3" in texts  # erf|translate=+2 diverged on every vit seed: named in the margin
     xs = [x for line in ax.get_lines() for x in line.get_xdata()]
     drawn = table[(table["ok"] > 0) & (table["candidate"] != table["best_baseline"])]
-    for _, r in drawn.iterrows():  # each bar spans the paired interval of the table, in %
-        assert any(math.isclose(x, 100 * r["diff_ci95_low"], rel_tol=1e-9) for x in xs)
-        assert any(math.isclose(x, 100 * r["diff_ci95_high"], rel_tol=1e-9) for x in xs)
+    d = board_display(board, "vit")
+    for _, r in drawn.iterrows():  # each bar spans the paired interval of the table, in the metric's unit
+        assert any(math.isclose(x, d.scaled(r["diff_ci95_low"]), rel_tol=1e-9) for x in xs)
+        assert any(math.isclose(x, d.scaled(r["diff_ci95_high"]), rel_tol=1e-9) for x in xs)
     assert min(xs) > -100 and max(xs) < 100
 
 
@@ -97,6 +99,10 @@ def test_score_plot_bounds_percentage_intervals() -> None:
     d = MetricDisplay(Metric("acc", True, True, "accuracy", "%", 100.0))
     assert d.interval(0.95, 1.04) == "[95, 100]"
     assert d.interval(-0.01, 0.2) == "[0, 20]"
+    loss = MetricDisplay(Metric("test_loss", False, True, "test loss", "nats", minimum=0.0))
+    assert loss.interval(-0.115, 0.4035) == "[0, 0.4035]"  # a loss is never negative
+    assert loss.interval(-0.2, 0.1, difference=True) == "[-0.20, 0.10]"  # differences are not clipped
+    assert MetricDisplay(Metric("r", True, False, "r")).interval(-2.0, 3.0) == "[-2, 3]"
 
 
 # -- units and precision -------------------------------------------------------------------------
@@ -110,16 +116,19 @@ def test_accuracy_is_shown_in_percent_with_the_evaluation_sets_resolution() -> N
 
 
 def test_markdown_and_csv_leaderboards_use_the_display_unit(study: Path) -> None:
-    board = leaderboard(study)
+    board = leaderboard(study)  # vit ranks on test loss (nats, display scale 1)
     md = board.render("md")
-    assert "## vit (test_acc, higher is better)" in md and "mean (%)" in md
+    assert "## vit (test_loss, lower is better)" in md and "mean (nats)" in md
     vit = board.proxies["vit"]
-    assert f"| {vit.iloc[0]['mean'] * 100:.4g} |" in md or f"{vit.iloc[0]['mean'] * 100:.4g}" in md
+    assert f"{vit.iloc[0]['mean']:.4g}" in md
     frame = pd.read_csv(__import__("io").StringIO(board.render("csv")))
     row = frame[(frame["proxy"] == "vit")].iloc[0]
-    assert row["unit"] == "%" and row["mean"] == pytest.approx(vit.iloc[0]["mean"] * 100)
+    assert row["unit"] == "nats" and row["mean"] == pytest.approx(vit.iloc[0]["mean"])
     data = json.loads(board.render("json"))
-    assert data["proxies"]["vit"]["unit"] == "%" and data["proxies"]["dit"]["higher_is_better"] is False
+    assert data["proxies"]["vit"]["unit"] == "nats" and data["proxies"]["dit"]["higher_is_better"] is False
+    # accuracy, where a table shows it (the rule may name it), is in % with its resolution
+    acc = leaderboard(study, rule=AggregateRule({"vit": "test_acc"}))
+    assert "vit: test_acc" in acc.render("md")
 
 
 # -- terminal and formats -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from funcsearch.proxies.registry import PROXIES
 from funcsearch.search import run_search
 from funcsearch.search.store import ResultsStore
 
@@ -96,7 +97,7 @@ def test_a_trial_that_raises_is_failed_a_nan_trial_is_diverged_the_rest_finish(
     assert set(frame.loc["sinh(x)", "status"]) == {"failed"}
     assert frame.loc[("sinh(x)", 0), "message"].startswith("ValueError: boom: sinh(x)")
     assert set(frame.loc["cosh(x)", "status"]) == {"diverged"}
-    assert frame.loc[("cosh(x)", 0), "message"] == "non-finite test_acc (nan)"
+    assert frame.loc[("cosh(x)", 0), "message"] == f"non-finite {PROXIES['vit'].primary_metric} (nan)"
     assert set(frame.loc["tanh(x)", "status"]) == set(frame.loc["layernorm", "status"]) == {"ok"}
     assert (outcome.counts.ok, outcome.counts.failed, outcome.counts.diverged) == (4, 2, 2)
     board = outcome.leaderboard.proxies["vit"].set_index("candidate")
@@ -208,5 +209,5 @@ def test_halving_continues_promoted_trials_from_their_rung_checkpoint(ray_cluste
     row = survivor.iloc[0]
     full = run_trial(TrialSpec(proxy="vit", seed=0, overrides=json.loads(row["config"]),
                                function=FunctionSpec(name=row["candidate"], expression=row["expression"])))
-    assert json.loads(row["curve"]) == full.curve and row["score"] == full.metrics["test_acc"]
+    assert json.loads(row["curve"]) == full.curve and row["score"] == full.metrics[PROXIES["vit"].primary_metric]
     assert not list((outcome.folder / "checkpoints").glob("*.pt"))

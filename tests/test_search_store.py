@@ -162,3 +162,34 @@ def test_a_per_trial_file_consolidated_during_a_read_is_read_again_not_an_error(
     monkeypatch.setattr(store_module, "_read_parquet", racing)
     frame = store.read()
     assert vanished and sorted(frame["trial_key"]) == ["a", "b"]
+
+
+def test_rows_are_scored_by_their_proxys_declared_primary_metric() -> None:
+    """vit once ranked on test accuracy and now declares test loss: stored rows are re-read from
+    the metrics they recorded (nothing retrained, one metric per study); a proxy that is not
+    registered, or whose finished row lacks the metric, keeps its stored scores."""
+    from fixtures.rows import make_frame, make_record
+
+    from funcsearch.search.store import declared_scores
+
+    def records(*rows: dict) -> list:
+        return [make_record(**row) for row in rows]
+
+    frame = make_frame(records(
+        {"trial_key": "a", "proxy": "vit", "score": 0.9, "metrics": {"test_acc": 0.9, "test_loss": 0.3}},
+        {"trial_key": "b", "proxy": "vit", "status": "diverged", "score": math.nan, "metrics": {}},
+        {"trial_key": "c", "proxy": "elsewhere", "primary_metric": "acc", "score": 0.5, "metrics": {"acc": 0.5}},
+        {"trial_key": "d", "proxy": "dit", "primary_metric": "fid", "higher_is_better": False, "score": 20.0,
+         "metrics": {"fid": 20.0}},
+    ))
+    scored = declared_scores(frame).set_index("trial_key")
+    assert (scored.loc["a", "primary_metric"], scored.loc["a", "score"], bool(scored.loc["a", "higher_is_better"])) \
+        == ("test_loss", 0.3, False)
+    assert scored.loc["b", "primary_metric"] == "test_loss" and math.isnan(scored.loc["b", "score"])
+    assert (scored.loc["c", "primary_metric"], scored.loc["c", "score"]) == ("acc", 0.5)
+    assert (scored.loc["d", "primary_metric"], scored.loc["d", "score"]) == ("fid", 20.0)
+    unreadable = make_frame(records({"trial_key": "e", "proxy": "vit", "score": 0.8, "metrics": {"test_acc": 0.8}},
+                                    {"trial_key": "f", "proxy": "vit", "score": 0.7,
+                                     "metrics": {"test_acc": 0.7, "test_loss": 0.5}}))
+    kept = declared_scores(unreadable)
+    assert list(kept["primary_metric"]) == ["test_acc", "test_acc"] and list(kept["score"]) == [0.8, 0.7]

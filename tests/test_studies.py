@@ -79,7 +79,8 @@ def test_index_counts_new_and_reused_trials_and_ranks_each_proxy(tmp_path: Path)
     # a candidate name with | is escaped, so every row keeps the header's 7 cells
     assert "erf\\|translate=-1" in text
     assert all(line.replace("\\|", "").count("|") == 8 for line in rows)
-    assert re.search(r"layernorm 9\d\.\d", rows[0])  # accuracy shown in %
+    assert "vit (test_loss, nats, lower is better): " in rows[0]
+    assert re.search(r"layernorm 0\.\d{3}", rows[0])  # the loss at its display resolution
     assert "erf\\|translate=+2 (diverged on 3/3 seeds)" in rows[0]
 
 

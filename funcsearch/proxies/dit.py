@@ -298,9 +298,9 @@ PROXY = Proxy(
     run=run,
     load_data=load_dataset,
     metrics=(
-        Metric("fid", False, False, "FID (small classifier features)"),
-        Metric("heldout_loss", False, True, "held-out noise MSE"),
-        Metric("train_loss", False, True, "training noise MSE"),
+        Metric("fid", False, False, "FID (small classifier features)", minimum=0.0),
+        Metric("heldout_loss", False, True, "held-out noise MSE", minimum=0.0),
+        Metric("train_loss", False, True, "training noise MSE", minimum=0.0),
     ),
     primary_metric="fid",
     halving_metric="heldout_loss",

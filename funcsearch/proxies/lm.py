@@ -220,9 +220,9 @@ PROXY = Proxy(
     run=run,
     load_data=load_text,
     metrics=(
-        Metric("val_bpc", False, True, "validation loss", "bits/char"),
-        Metric("train_loss", False, True, "training loss", "nats"),
-        Metric("train_eval_loss", False, False, "eval-mode training loss", "bits/char"),
+        Metric("val_bpc", False, True, "validation loss", "bits/char", minimum=0.0),
+        Metric("train_loss", False, True, "training loss", "nats", minimum=0.0),
+        Metric("train_eval_loss", False, False, "eval-mode training loss", "bits/char", minimum=0.0),
     ),
     primary_metric="val_bpc",
     halving_metric="val_bpc",

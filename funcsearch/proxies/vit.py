@@ -185,21 +185,25 @@ PROXY = Proxy(
     run=run,
     load_data=load_dataset,
     metrics=(
-        Metric("test_acc", True, True, "test accuracy", "%", 100.0),
-        Metric("test_loss", False, True, "test loss", "nats"),
-        Metric("train_loss", False, True, "training loss", "nats"),
-        Metric("train_eval_loss", False, False, "eval-mode training loss", "nats"),
+        Metric("test_acc", True, True, "test accuracy", "%", 100.0, minimum=0.0, maximum=1.0),
+        Metric("test_loss", False, True, "test loss", "nats", minimum=0.0),
+        Metric("train_loss", False, True, "training loss", "nats", minimum=0.0),
+        Metric("train_eval_loss", False, False, "eval-mode training loss", "nats", minimum=0.0),
     ),
-    primary_metric="test_acc",
-    halving_metric="test_acc",
+    # test loss, not accuracy, ranks (chosen on the released calibration data, in sample): over
+    # the committed studies its Spearman with the full-scale tables is higher in 6 of 8 (property
+    # shift +0.59 vs +0.47, mix +0.69 vs +0.29, the ViT-B search results +0.03 vs -0.13) and its
+    # seeds agree more on paper_search (+0.76 vs +0.60); 360 test images make accuracy move in
+    # steps of 0.28 points. Stored rows are re-read from their recorded metrics (store.declared_scores).
+    primary_metric="test_loss",
+    # the rung ranks on test loss too: on paper_search's curves (18 functions) a rung at 10% of
+    # training keeping a third saves 43% of the CPU at Spearman +0.85 with the full runs' order,
+    # at 20% 38% at +0.93 (a rung on test accuracy: 42% at +0.83; benchmarks/halving_study.py)
+    halving_metric="test_loss",
     smoke={"epochs": 3, "depth": 2, "dim": 32, "warmup_epochs": 0.5, "lr": 3e-3},
-    description="pre-norm ViT classifier on 8x8 digits; test_acc is top-1 accuracy",
+    description="pre-norm ViT classifier on 8x8 digits; ranks on test_loss (test_acc: top-1 accuracy)",
     data_help="CIFAR-10 python folder or .npz of images (default: the embedded digits)",
     references=("paper_search_vit_b.csv", "paper_property_tables.csv"),
-    # chosen on the released search results (in sample): Spearman with ViT-B top-1 over the 9
-    # shared functions +0.03 for test_loss, -0.09 train_eval_loss, -0.17 test_acc (all within
-    # noise); with DiT-B/4 and DiT-L/4 FID test_loss is also the best (+0.52, +0.75)
-    aggregate_metric="test_loss",
     # the embedded digits' fixed test split (checked by tests/test_proxies.py): accuracy moves in
     # steps of one image, 1/360 = 0.28 points; trials record their own eval size in details
     extra={"eval_set": {"examples": 360, "what": "test images", "metrics": ["test_acc"],

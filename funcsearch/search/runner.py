@@ -292,7 +292,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 
             board = leaderboard(current, rule=config.aggregate.rule())
             board.title = config.name
-            board.fidelity = fidelity_lines(current)
+            board.fidelity = fidelity_lines(current, rule=config.aggregate.rule())
             store.write_text("leaderboard.md", board.render("md"))
             store.write_text("leaderboard.csv", board.render("csv"))
     return SearchOutcome(store.folder, current, counts, runs, time.monotonic() - start,

@@ -373,17 +373,54 @@ class ResultsStore:
         return plan
 
     def read_current(self) -> pd.DataFrame:
-        """Rows of the latest plan only (older configs' trials stay stored but are skipped)."""
+        """Rows of the latest plan only (older configs' trials stay stored but are skipped),
+        scored by each proxy's declared primary metric (:func:`declared_scores`)."""
         frame = self.read()
         plan = self.read_plan()
         if plan is None or not len(frame):
-            return frame
+            return declared_scores(frame)
         names = {p["trial_key"]: p for p in plan}
         frame = frame[frame["trial_key"].isin(names)].copy()
         # the plan's names win: renaming a candidate does not rerun it
         frame["candidate"] = [names[k]["candidate"] for k in frame["trial_key"]]
         frame["is_baseline"] = [bool(names[k]["is_baseline"]) for k in frame["trial_key"]]
-        return frame.reset_index(drop=True)
+        return declared_scores(frame.reset_index(drop=True))
+
+
+def declared_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every row scored by its proxy's *declared* primary metric.
+
+    A proxy owns its primary metric; a row's ``score`` is that metric as declared when the row
+    ran. When a declaration changes (vit: test accuracy, then test loss), the stored rows are
+    re-read from the metrics they recorded, so a study never ranks on two metrics at once and
+    nothing is retrained. Rows of a proxy that is not registered here, or of a proxy with a
+    finished row that never recorded the declared metric, keep their stored scores."""
+    if not len(frame) or "primary_metric" not in frame:
+        return frame
+    from funcsearch.proxies.registry import PROXIES
+
+    frame = frame.copy()
+    for proxy, rows in frame.groupby("proxy"):
+        entry = PROXIES.get(str(proxy))
+        if entry is None:
+            continue
+        declared = entry.primary
+        stale = rows.index[rows["primary_metric"] != declared.name]
+        if not len(stale):
+            continue
+        values = []
+        for index in stale:
+            text = frame.at[index, "metrics"]
+            metrics = json.loads(text) if isinstance(text, str) and text else {}
+            if frame.at[index, "status"] == "ok" and declared.name not in metrics:
+                break  # cannot re-read this row: the proxy keeps its stored scores
+            value = metrics.get(declared.name)
+            values.append(float(value) if frame.at[index, "status"] == "ok" else math.nan)
+        else:
+            frame.loc[stale, "score"] = values
+            frame.loc[stale, "primary_metric"] = declared.name
+            frame.loc[stale, "higher_is_better"] = declared.higher_is_better
+    return frame
 
 
 def row_table(row: Mapping[str, Any]) -> pa.Table:
