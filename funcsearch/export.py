@@ -84,10 +84,12 @@ class _Printer:
 
             def _print_Cbrt(self, expr: sp.Expr) -> str:  # noqa: N802
                 arg = self._print(expr.args[0])
-                return f"(torch.sign({arg}) * torch.abs({arg}) ** (1 / 3))"
+                return f"(torch.sign({arg}) * _root(torch.abs({arg}), 1 / 3))"
 
             def _print_Pow(self, expr: sp.Expr, rational: bool = False) -> str:  # noqa: N802
                 base, exponent = expr.args
+                if exponent.is_number and 0 < exponent < 1:  # a root: finite gradient at 0, as trained
+                    return f"_root({self._print(base)}, {float(exponent)!r})"
                 if exponent.is_number:
                     return f"torch.pow({self._print(base)}, {float(exponent)!r})"
                 return f"torch.pow({self._print(base)}, {self._print(exponent)})"
@@ -112,10 +114,36 @@ def torch_snippet(name: str, expression: str) -> str:
         return _fallback(cls, name, parsed.text)
 
 
+ROOT_HELPER = '''
+
+class _Root(torch.autograd.Function):
+    """base ** p for 0 < p < 1 with the gradient 0 where base == 0, as funcsearch trains it: the
+    slope is infinite there, and autograd's inf * 0 would turn one exact zero into a NaN step."""
+
+    @staticmethod
+    def forward(ctx, base: torch.Tensor, p: float) -> torch.Tensor:
+        ctx.p = p
+        ctx.save_for_backward(base)
+        return torch.pow(base, p)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (base,) = ctx.saved_tensors
+        zero = base == 0
+        safe = torch.where(zero, torch.ones_like(base), base)
+        return torch.where(zero, torch.zeros_like(grad), grad * (ctx.p * safe.pow(ctx.p - 1))), None
+
+
+def _root(base: torch.Tensor, p: float) -> torch.Tensor:
+    return _Root.apply(base, p)
+'''
+
+
 def _module(cls: str, name: str, text: str, formula: str) -> str:
+    helper = ROOT_HELPER if "_root(" in formula else ""
     return f'''import torch
 from torch import nn
-
+{helper}
 
 class {cls}(nn.Module):
     """y = gamma * f(alpha * x + s) + beta over the last dim, with f(x) = {text}
@@ -154,11 +182,21 @@ def _verify(snippet: str, cls: str, expr: sp.Expr) -> None:
     exec(compile(snippet, f"<export {cls}>", "exec"), namespace)  # our own generated text
     grid = np.linspace(-10, 10, 2001)
     reference = to_numpy(expr)(grid)
-    got = namespace[cls].f(torch.tensor(grid, dtype=torch.float64)).numpy()  # type: ignore[attr-defined]
+    points = torch.tensor(np.append(grid, 0.0), dtype=torch.float64, requires_grad=True)
+    out = namespace[cls].f(points)  # type: ignore[attr-defined]
+    got = out.detach().numpy()[:-1]
     finite = np.isfinite(reference)
     if not np.array_equal(finite, np.isfinite(got)) or not np.allclose(got[finite], reference[finite],
                                                                        rtol=1e-9, atol=1e-9):
         raise ValueError("the printed formula disagrees with the reference")
+    if out.requires_grad:  # and it differentiates where the engine's compiled form does
+        from funcsearch.expressions import to_torch
+
+        (mine,) = torch.autograd.grad(out.sum(), points)
+        engine_points = points.detach().clone().requires_grad_(True)
+        (engine,) = torch.autograd.grad(to_torch(expr)(engine_points).sum(), engine_points)
+        if not np.array_equal(np.isfinite(mine.numpy()), np.isfinite(engine.numpy())):
+            raise ValueError("the printed formula's gradient is not finite where the engine's is")
 
 
 def export_function(name: str, fmt: str = "latex", *, results: str | Path | None = None) -> str:

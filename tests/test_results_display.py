@@ -269,6 +269,24 @@ def test_torch_snippet_is_a_working_module(expression: str) -> None:
     assert torch.allclose(module.double()(x), reference(x), atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["exproot", "power23clip", "cbrt(x)"])
+def test_exported_roots_differentiate_as_the_engine_trains_them(name: str) -> None:
+    """An input of exactly 0 gets the gradient 0, not NaN, in the exported module too (the
+    slope is infinite there; funcsearch trains roots that way, expressions.root_pow)."""
+    from funcsearch.named import resolve_function
+
+    expression = resolve_function(name)[1]
+    snippet = torch_snippet(name, expression)
+    assert "_root(" in snippet and "class _Root(torch.autograd.Function)" in snippet
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)
+    module = next(v for k, v in namespace.items() if k.endswith("Norm"))(3, shift=False)
+    x = torch.tensor([[0.0, 0.5, -2.0]], requires_grad=True)
+    module(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad[0, 0] == 0
+    assert torch.isfinite(module.alpha.grad)
+
+
 def test_export_command(study: Path) -> None:
     result = runner.invoke(app, ["export", "erf", "--format", "torch", "--results", str(study)])
     assert result.exit_code == 0 and "class ErfNorm(nn.Module)" in result.output
