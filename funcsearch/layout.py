@@ -10,6 +10,8 @@ from pathlib import Path
 
 TRIALS_FILE = "trials.parquet"
 """The consolidated trials table of a search."""
+TRIALS_DIR = "trials"
+"""One Parquet file per finished trial, written while a search runs and consolidated at its end."""
 PLAN_FILE = "plan.json"
 """The planned trials (keys, functions), written before the first trial runs."""
 CONFIG_FILE = "search.yaml"

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from funcsearch.layout import CONFIG_FILE, PLAN_FILE, RECIPES_FILE, SUMMARY_FILE, TRIALS_FILE, is_results_folder
+from funcsearch.layout import (CONFIG_FILE, PLAN_FILE, RECIPES_FILE, SUMMARY_FILE, TRIALS_DIR, TRIALS_FILE,
+                               is_results_folder)
 
 if TYPE_CHECKING:  # loaded only when a summary is (re)computed: a cached index stays light
     import pandas as pd
@@ -231,13 +232,18 @@ def summarize_calibration(folder: str | Path) -> CalibrationSummary:
 
 
 def summary_key(folder: Path, inputs: tuple[str, ...], extra: str = "") -> str:
-    """Hash of what a folder's summary is computed from: its input files' bytes, ``extra``
-    (the reference file's bytes, ``top``) and the code (:data:`SUMMARY_CODE`)."""
+    """Hash of what a folder's summary is computed from: its input files' bytes, the per-trial
+    files a running search adds (name, size and time), ``extra`` (the reference file's bytes,
+    ``top``) and the code (:data:`SUMMARY_CODE`)."""
     digest = hashlib.sha256(f"{_code_key()}|{extra}".encode())
     for name in inputs:
         path = folder / name
         digest.update(f"|{name}:".encode())
         digest.update(path.read_bytes() if path.is_file() else b"<absent>")
+    pending = folder / TRIALS_DIR
+    for path in sorted(pending.glob("*.parquet")) if pending.is_dir() else ():
+        stat = path.stat()
+        digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from fixtures.results_fixture import OTHER_FUNCTIONS, results_frame
 from funcsearch.cli import app
 from funcsearch.errors import DataError
-from funcsearch.search.store import ResultsStore, frame_table
+from funcsearch.search.store import ResultsStore, TrialRecord, frame_table
 from funcsearch.studies import busy_seconds, render_index, summarize_studies
 
 
@@ -149,3 +149,8 @@ def test_summaries_are_cached_beside_each_study_and_recomputed_when_its_files_ch
     cache.write_text("{not json")
     (repaired,), _ = summarize_studies(tmp_path)
     assert _same(repaired, changed) and json.loads(cache.read_text())["key"]
+    # a running search adds one file per finished trial before it consolidates: counted at once
+    with ResultsStore(tmp_path / "alpha").locked() as store:
+        store.write(TrialRecord.decode(frame[frame["seed"] == 0].iloc[0].to_dict()))
+    (running,), _ = summarize_studies(tmp_path)
+    assert running.stored == changed.stored + 1

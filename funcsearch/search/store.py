@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from funcsearch.errors import DataError, InputError
-from funcsearch.layout import PLAN_FILE, TRIALS_FILE
+from funcsearch.layout import PLAN_FILE, TRIALS_DIR, TRIALS_FILE
 
 STATUSES = ("ok", "diverged", "pruned", "failed")
 
@@ -244,7 +244,7 @@ class ResultsStore:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.trials_dir = self.folder / "trials"
+        self.trials_dir = self.folder / TRIALS_DIR
         self.consolidated_path = self.folder / TRIALS_FILE
         self.plan_path = self.folder / PLAN_FILE
         self._lock_fd: int | None = None
