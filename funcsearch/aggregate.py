@@ -101,6 +101,7 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
         per_proxy[proxy] = (scores.reindex(index=diverged.index, columns=diverged.columns), diverged)
     weights = {p: float(rule.weights.get(p, 1.0)) for p in proxies}
     functions = sorted(set().union(*(per_proxy[p][0].index for p in proxies)))
+    position = {name: i for i, name in enumerate(functions)}
 
     def combine(ranks: dict[str, np.ndarray]) -> np.ndarray:
         total = count = 0.0
@@ -114,7 +115,7 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     def spread(proxy: str, values: np.ndarray) -> np.ndarray:  # ranks onto all functions (nan: not run)
         index = per_proxy[proxy][0].index
         out = np.full(values.shape[:-1] + (len(functions),), np.nan)
-        out[..., [functions.index(c) for c in index]] = values
+        out[..., [position[c] for c in index]] = values
         return out
 
     arrays = {p: (s.to_numpy(float), d.to_numpy(float)) for p, (s, d) in per_proxy.items()}

@@ -380,6 +380,15 @@ def measure_fidelity(
     )
 
 
+def declared_references(proxy: str) -> tuple[str, ...]:
+    """The full-scale references a proxy declares (its own task's results first); a proxy of no
+    registered kind is compared with the shipped paper tables."""
+    from funcsearch.proxies.registry import PROXIES
+    from funcsearch.references import PAPER_REFERENCE
+
+    return tuple(PROXIES[proxy].references) if proxy in PROXIES else (PAPER_REFERENCE,)
+
+
 def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any = None) -> FidelityReport:
     """Fidelity of the declared aggregate ranking (:mod:`funcsearch.aggregate`) to a reference:
     each function's mean rank across the proxies, compared like one proxy's score. One value per
@@ -408,20 +417,14 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
     proxies of no registered kind fall back to the shipped paper tables. With several proxies,
     the declared aggregate (``rule``, default the default rule) is measured against each of
     their references too. A ranking is printed with its noise and its fidelity."""
-    from funcsearch.proxies.registry import PROXIES
-    from funcsearch.references import PAPER_REFERENCE, load_reference
+    from funcsearch.references import load_reference
     from funcsearch.search.store import read_results
 
     frame = results if isinstance(results, pd.DataFrame) else read_results(Path(results))
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
     lines = []
     for each in proxies:
-        if reference is not None:
-            names: tuple[str | Path, ...] = (reference,)
-        elif each in PROXIES:
-            names = PROXIES[each].references
-        else:
-            names = (PAPER_REFERENCE,)
+        names = (reference,) if reference is not None else declared_references(each)
         if not names:
             lines.append(f"Fidelity {each}: not measured (the proxy declares no full-scale reference).")
             continue
@@ -447,8 +450,10 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
             lines.append(f"Fidelity {each}: not measured on this study ({'; '.join(reasons)}). The fidelity "
                          "of a proxy recipe is measured on reference studies with `funcsearch calibrate`.")
     if proxy is None and len(proxies) > 1:  # the declared aggregate, against every reference declared
+        from funcsearch.proxies.registry import PROXIES
+
         declared = [reference] if reference is not None else list(dict.fromkeys(
-            name for each in proxies for name in (PROXIES[each].references if each in PROXIES else ())))
+            name for each in proxies if each in PROXIES for name in declared_references(each)))
         for name in declared:
             reference_set = load_reference(name)
             try:
@@ -469,8 +474,7 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
     ``reference``, against every full-scale reference each proxy declares that this study can
     be compared with (a proxy of no registered kind: the shipped paper tables)."""
     from funcsearch.errors import InputError
-    from funcsearch.proxies.registry import PROXIES
-    from funcsearch.references import PAPER_REFERENCE, load_reference
+    from funcsearch.references import load_reference
 
     from funcsearch.search.store import read_results
 
@@ -482,7 +486,7 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
         if reference is not None:
             names: tuple[str | Path, ...] = (reference,)
         else:
-            names = PROXIES[name].references if name in PROXIES else (PAPER_REFERENCE,)
+            names = declared_references(name)
             if not names:
                 reasons.append(f"{name}: the proxy declares no full-scale reference (give --reference)")
         for each in names:
