@@ -337,10 +337,25 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
             _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, proxy_refs,
                   in_flight, failed_now, versions, progress)
     except BaseException:
-        for ref in in_flight:  # on an existing cluster the runs would go on, unrecorded
-            ray.cancel(ref, force=True)
+        _cancel_unfinished(list(in_flight))
         raise
     return progress.runs
+
+
+def _cancel_unfinished(refs: list[Any]) -> None:
+    """Stop the runs still going (on an existing cluster they would go on, unrecorded): a
+    KeyboardInterrupt in each one's worker. Runs that already finished are left alone, and no
+    worker is killed: force-cancelling a run as it finishes crashed Ray's own bookkeeping in
+    the driver ("Tried to complete task that was not pending"), so Ctrl-C ended in a stack
+    trace instead of exit code 130. Never masks the interruption being handled."""
+    import ray
+
+    try:
+        _, unfinished = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        for ref in unfinished:
+            ray.cancel(ref, force=False)
+    except Exception:  # noqa: BLE001 - the search is ending anyway; its trials are stored
+        pass
 
 
 def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: dict[str, Unit],
