@@ -57,6 +57,8 @@ CONFIG_CASES = [
      ":6: early_stopping.gate.require.dit: proxy 'dit' is not trained"),
     ("halving metric unknown", VALID + "early_stopping: {halving: {metric: {vit: fid}}}\n",
      ":6: early_stopping.halving.metric.vit: vit reports no per-epoch metric 'fid'"),
+    ("halving placed twice", VALID + "early_stopping: {halving: {at: [0.5], min_epochs: 2}}\n",
+     ":6: early_stopping.halving: give either at (fractions of training) or min_epochs"),
     ("missing data", VALID.replace("warmup_epochs: 0}}", "warmup_epochs: 0}, data: nowhere.npz}"),
      ":4: proxies.vit.data: no such file or folder: nowhere.npz"),
     ("cuda without gpus share", VALID + "resources: {device: cuda, gpus_per_trial: 0}\n",

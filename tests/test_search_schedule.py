@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from funcsearch.search.config import EarlyStopping, GateConfig, HalvingConfig
 from funcsearch.search.plan import FunctionEntry, Unit
 from funcsearch.search.schedule import schedule
@@ -118,3 +121,19 @@ def test_decisions_are_rederived_from_rows_so_a_rerun_resumes() -> None:
     plan = schedule(units, rows, halving, METRICS)
     assert not plan.requests and set(plan.eliminated_units) == {"u-b"}
     assert {u.key for u in plan.finished_units} == {"u-a", "u-b"}
+
+
+def test_halving_defaults_to_one_rung_at_a_quarter_keeping_a_quarter() -> None:
+    """The measured placement (benchmarks/halving_study.py) unless a config places rungs."""
+    assert HalvingConfig().rungs(28) == [7] and HalvingConfig().reduction_factor == 4
+    assert HalvingConfig().rungs(1) == []  # no rung below a one-epoch run
+    assert HalvingConfig(min_epochs=1, reduction_factor=3).rungs(28) == [1, 3, 9, 27]
+    assert HalvingConfig(at=[0.5, 0.1]).rungs(10) == [1, 5]
+    units = [unit(n, epochs=8) for n in "abcdefgh"]
+    plan = schedule(units, {}, EarlyStopping(halving=HalvingConfig()), METRICS)
+    assert {r.stop_epoch for r in plan.requests} == {2}
+
+
+def test_halving_refuses_two_placements() -> None:
+    with pytest.raises(ValidationError, match="either at .* or min_epochs"):
+        HalvingConfig(at=[0.5], min_epochs=2)
