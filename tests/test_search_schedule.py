@@ -137,3 +137,22 @@ def test_halving_defaults_to_one_rung_at_a_quarter_keeping_a_quarter() -> None:
 def test_halving_refuses_two_placements() -> None:
     with pytest.raises(ValidationError, match="either at .* or min_epochs"):
         HalvingConfig(at=[0.5], min_epochs=2)
+
+
+def test_runs_go_function_by_function_across_proxies() -> None:
+    """A search stopped early holds every proxy of the functions it reached (whole rows for the
+    aggregate), seed by seed, baselines last: not all of one proxy before the next."""
+    from funcsearch.search.runner import run_order
+
+    def on(proxy: str, name: str, baseline: bool = False) -> Unit:
+        base = unit(name, baseline=baseline)
+        return Unit(**{**base.__dict__, "key": f"{proxy}-{name}", "proxy": proxy,
+                       "trials": {s: f"{proxy}-{name}-{s}" for s in (0, 1)}})
+
+    plan_order = [on(p, n, n == "ln") for n in ("ln", "a", "b") for p in ("vit", "dit")]
+    units = {u.key: u for u in plan_order}
+    metrics = {"vit": ("test_acc", True), "dit": ("fid", False)}
+    requests = schedule(list(reversed(plan_order)), {}, EarlyStopping(), metrics).requests
+    assert [r.trial_key for r in run_order(requests, units)] == [
+        "vit-a-0", "dit-a-0", "vit-b-0", "dit-b-0", "vit-a-1", "dit-a-1", "vit-b-1", "dit-b-1",
+        "vit-ln-0", "dit-ln-0", "vit-ln-1", "dit-ln-1"]

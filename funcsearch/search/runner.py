@@ -386,9 +386,8 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
             _write_plan(config, store, units)
             continue
         busy = {request.trial_key for request, _ in in_flight.values()}
-        todo = sorted((r for r in plan.requests
-                       if r.trial_key not in busy and r.trial_key not in failed_now),
-                      key=RunRequest.priority)
+        todo = run_order([r for r in plan.requests
+                          if r.trial_key not in busy and r.trial_key not in failed_now], units)
         for request in _dedupe(todo)[:max(0, width - len(in_flight))]:
             spec = request.unit.spec(request.seed)
             if _stops_early(config):  # a promoted trial continues from its rung's state
@@ -464,6 +463,14 @@ def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: se
 def _stops_early(config: SearchConfig) -> bool:
     early = config.early_stopping
     return any(part is not None and part.enabled for part in (early.gate, early.halving))
+
+
+def run_order(requests: list[RunRequest], units: dict[str, Unit]) -> list[RunRequest]:
+    """Cheap decisions first, then seed by seed, and within that the plan's order: function by
+    function, every proxy of a function in turn, so that a search stopped early holds whole
+    rows (every proxy of the functions it reached) for the aggregate, not one proxy's."""
+    position = {key: i for i, key in enumerate(units)}
+    return sorted(requests, key=lambda r: (*r.priority(), position.get(r.unit.key, len(position))))
 
 
 def _dedupe(requests: list[RunRequest]) -> list[RunRequest]:
