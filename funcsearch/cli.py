@@ -300,7 +300,10 @@ def fidelity_command(
 
     _check_format(fmt, ("table", "md", "csv", "json"))
     chosen = [s.strip() for s in studies.split(",") if s.strip()] if studies else None
-    reports = fidelity_of_results(results, reference, proxy=proxy, studies=chosen, top_k=top_k)
+    from funcsearch.ranking import declared_rule
+
+    reports = fidelity_of_results(results, reference, proxy=proxy, studies=chosen, top_k=top_k,
+                                  rule=declared_rule(results))
     markdown = "\n\n".join(r.to_markdown() for r in reports) + "\n"
     if fmt == "table" and out is None:
         from rich.markdown import Markdown  # tables drawn, wrapped between words, no \\| escapes

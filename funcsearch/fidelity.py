@@ -89,6 +89,8 @@ class FidelityReport:
     table: pd.DataFrame | None = None  # one row per shared function
     spearman_fisher: Interval = Interval(float("nan"), float("nan"), float("nan"))
     reference: str = ""
+    patterns_by_seed: tuple[int, ...] = ()
+    """Patterns reproduced by each seed alone (empty with one seed): the count's seed noise."""
 
     @property
     def sample(self) -> str:
@@ -111,6 +113,29 @@ class FidelityReport:
     def patterns_reproduced(self) -> int:
         return sum(p.reproduced for p in self.patterns)
 
+    def subject(self, quote: str = "") -> str:
+        """What was measured: ``proxy `vit` (test_loss)`` or the aggregate rank."""
+        if self.proxy == "aggregate":
+            return "the aggregate rank (each function's mean rank over the proxies)"
+        return f"proxy {quote}{self.proxy}{quote} ({self.metric})"
+
+    @property
+    def spearman_text(self) -> str:
+        """The Spearman with its bootstrap interval; the aggregate has one value per function
+        (its seed interval is in the leaderboard), so its interval is the Fisher-z one."""
+        if self.proxy == "aggregate" and math.isnan(self.spearman.low):
+            return f"{self.spearman.estimate:+.2f} (one value per function: see Fisher-z)"
+        return str(self.spearman)
+
+    @property
+    def patterns_text(self) -> str:
+        """``1/6`` and, with several seeds, what each seed alone reproduces: ``1/6 (each seed
+        alone: 3, 2, 1)`` - a count from one seed can be luck."""
+        text = f"{self.patterns_reproduced}/{len(self.patterns)}"
+        if self.patterns_by_seed:
+            text += f" (each seed alone: {', '.join(str(n) for n in self.patterns_by_seed)})"
+        return text
+
     def summary(self) -> dict[str, Any]:
         """Flat numbers, for tables, JSON and calibration objectives."""
         return {
@@ -126,12 +151,13 @@ class FidelityReport:
             "proxy_failures": self.proxy_failures, "false_alarms": self.false_alarms,
             "failure_agreement": self.failure_agreement,
             "patterns_reproduced": self.patterns_reproduced, "patterns_total": len(self.patterns),
+            "patterns_by_seed": ",".join(str(n) for n in self.patterns_by_seed),
         }
 
     def to_markdown(self) -> str:
         """The figures as Markdown tables (what `funcsearch fidelity` prints)."""
         lines = [
-            f"### Fidelity of proxy `{self.proxy}` ({self.metric}) against "
+            f"### Fidelity of {self.subject('`')} against "
             f"{Path(self.reference).stem if self.reference else 'the reference'}",
             "",
             f"Studies: {', '.join(self.studies)}. Shared functions: {self.n_shared}; seeds: {self.n_seeds}. "
@@ -139,7 +165,7 @@ class FidelityReport:
             "",
             "| measure | value |",
             "| --- | --- |",
-            f"| Spearman (95% bootstrap over functions and seeds) | {self.spearman} |",
+            f"| Spearman (95% bootstrap over functions and seeds) | {self.spearman_text} |",
             f"| Spearman, Fisher-z 95% interval | {self.spearman_fisher} |",
             f"| Kendall tau-b (95% bootstrap over functions and seeds) | {self.kendall} |",
             f"| top-{self.top_k} overlap | {self.top_k_overlap:.2f} |",
@@ -148,7 +174,7 @@ class FidelityReport:
             f"| proxy failures that diverged at full scale too | "
             f"{self.proxy_failures - self.false_alarms}/{self.proxy_failures} |",
             f"| failure agreement | {_agreement(self.failure_agreement)} |",
-            f"| study failure patterns reproduced | {self.patterns_reproduced}/{len(self.patterns)} |",
+            f"| study failure patterns reproduced | {self.patterns_text} |",
             "",
             "| study | n | reference bad (diverged or worst) | caught | missed | false alarms | reproduced |",
             "| --- | --- | --- | --- | --- | --- | --- |",
@@ -331,30 +357,37 @@ def measure_fidelity(
     proxy_order = list(np.argsort(-np.where(np.isneginf(proxy_values), -1e300, proxy_values), kind="stable"))
     overlap = len(set(ref_order[:k]) & set(proxy_order[:k])) / k
 
-    def worst_set(indices: list[int], bad_count: int) -> set[int]:
+    def worst_set(indices: list[int], bad_count: int, values: np.ndarray = proxy_values) -> set[int]:
         size = max(bad_count, math.ceil(worst_fraction * len(indices)))
-        ordered = sorted(indices, key=lambda i: (proxy_values[i] if not np.isneginf(proxy_values[i]) else -1e300))
+        ordered = sorted(indices, key=lambda i: (values[i] if not np.isneginf(values[i]) else -1e300))
         return set(ordered[:size])
 
-    patterns = []
     study_of = ref_by_fp.loc[shared, "study"].tolist()
     study_names = sorted({s for joined in study_of for s in joined.split(",")})
-    for study in study_names:
-        members = [i for i in range(n) if study in study_of[i].split(",")]
-        if 2 * len(members) < study_sizes.get(study, 0):
-            continue  # a study is a pattern only where the search ran most of it (not a shared base)
-        bad = [i for i in members if ref_failed[i]]
-        if not bad:
-            size = math.ceil(worst_fraction * len(members))
-            bad = sorted(members, key=lambda i: ref_values[i])[:size]
-        worst = worst_set(members, len(bad))
-        caught = [i for i in bad if proxy_failed[i] or i in worst]
-        false_alarms = [i for i in members if proxy_failed[i] and not ref_failed[i]]
-        patterns.append(StudyPattern(
-            study=study, n=len(members), reference_bad=[names[i] for i in bad],
-            caught=[names[i] for i in caught], missed=[names[i] for i in bad if i not in caught],
-            false_alarms=[names[i] for i in false_alarms],
-        ))
+
+    def study_patterns(values: np.ndarray, failed: np.ndarray) -> list[StudyPattern]:
+        out = []
+        for study in study_names:
+            members = [i for i in range(n) if study in study_of[i].split(",")]
+            if 2 * len(members) < study_sizes.get(study, 0):
+                continue  # a study is a pattern only where the search ran most of it (not a shared base)
+            bad = [i for i in members if ref_failed[i]]
+            if not bad:
+                size = math.ceil(worst_fraction * len(members))
+                bad = sorted(members, key=lambda i: ref_values[i])[:size]
+            worst = worst_set(members, len(bad), values)
+            caught = [i for i in bad if failed[i] or i in worst]
+            false_alarms = [i for i in members if failed[i] and not ref_failed[i]]
+            out.append(StudyPattern(
+                study=study, n=len(members), reference_bad=[names[i] for i in bad],
+                caught=[names[i] for i in caught], missed=[names[i] for i in bad if i not in caught],
+                false_alarms=[names[i] for i in false_alarms],
+            ))
+        return out
+
+    patterns = study_patterns(proxy_values, proxy_failed)
+    by_seed = tuple(sum(p.reproduced for p in study_patterns(*_values(score_arr[:, [j]], diverged_arr[:, [j]])))
+                    for j in range(n_seeds)) if n_seeds > 1 and not np.isnan(diverged_arr).any() else ()
 
     all_worst = worst_set(list(range(n)), int(ref_failed.sum()))
     caught_total = sum(1 for i in range(n) if ref_failed[i] and (proxy_failed[i] or i in all_worst))
@@ -376,7 +409,7 @@ def measure_fidelity(
         reference_failures=int(ref_failed.sum()), failures_caught=caught_total,
         proxy_failures=int(proxy_failed.sum()),
         false_alarms=int((proxy_failed & ~ref_failed).sum()),
-        patterns=patterns, table=table.sort_values("proxy_rank"),
+        patterns=patterns, table=table.sort_values("proxy_rank"), patterns_by_seed=by_seed,
     )
 
 
@@ -389,7 +422,8 @@ def declared_references(proxy: str) -> tuple[str, ...]:
     return tuple(PROXIES[proxy].references) if proxy in PROXIES else (PAPER_REFERENCE,)
 
 
-def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any = None) -> FidelityReport:
+def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any = None, *,
+                       studies: Sequence[str] | None = None, top_k: int = 5) -> FidelityReport:
     """Fidelity of the declared aggregate ranking (:mod:`funcsearch.aggregate`) to a reference:
     each function's mean rank across the proxies, compared like one proxy's score. One value per
     function, so the interval is Fisher-z (the aggregate's own seed interval is in the
@@ -406,7 +440,7 @@ def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any 
         "expression": first["expression"].reindex(names).to_numpy(),
         "shift": first["shift"].reindex(names).to_numpy() if "shift" in first else None,
     })
-    return measure_fidelity(rows, reference, proxy="aggregate", bootstrap=0)
+    return measure_fidelity(rows, reference, proxy="aggregate", studies=studies, top_k=top_k, bootstrap=0)
 
 
 def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | None = None,
@@ -469,10 +503,12 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
 
 def fidelity_of_results(results: str | Path, reference: str | Path | None = None, *,
                         proxy: str | None = None, studies: Sequence[str] | None = None,
-                        top_k: int = 5, bootstrap: int = 1000) -> list[FidelityReport]:
+                        top_k: int = 5, bootstrap: int = 1000, rule: Any = None) -> list[FidelityReport]:
     """Fidelity of every proxy (or one) of a results folder against a reference set; without
     ``reference``, against every full-scale reference each proxy declares that this study can
-    be compared with (a proxy of no registered kind: the shipped paper tables)."""
+    be compared with (a proxy of no registered kind: the shipped paper tables). With several
+    proxies and no ``proxy`` chosen, the declared aggregate rank (``rule``: the search's
+    ``aggregate:``, default the default rule) comes first, against the same references."""
     from funcsearch.errors import InputError
     from funcsearch.references import load_reference
 
@@ -496,6 +532,19 @@ def fidelity_of_results(results: str | Path, reference: str | Path | None = None
                                                 top_k=top_k, bootstrap=bootstrap))
             except ValueError as exc:
                 reasons.append(f"{name} vs {Path(reference_set.source).name}: {exc}")
+    if proxy is None and len(proxies) > 1:
+        from funcsearch.proxies.registry import PROXIES
+
+        declared = [reference] if reference is not None else list(dict.fromkeys(
+            name for each in proxies if each in PROXIES for name in declared_references(each)))
+        aggregates = []
+        for each in declared:
+            try:
+                aggregates.append(aggregate_fidelity(frame, load_reference(each), rule, studies=studies,
+                                                     top_k=top_k))
+            except ValueError:  # another shift, or too few shared functions: nothing to say
+                continue
+        reports = aggregates + reports
     if not reports:
         raise InputError(f"{folder}: no proxy can be compared with "
                          f"{'its declared references' if reference is None else reference} "

@@ -447,12 +447,12 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
     """HTML of fidelity reports: the same figures as ``FidelityReport.to_markdown``."""
     parts = []
     for r in reports:
-        parts += [f"<h3>Fidelity of proxy {_e(r.proxy)} ({_e(r.metric)})"
+        parts += [f"<h3>Fidelity of {_e(r.subject())}"
                   + (f" against {_e(source)}" if source else "") + "</h3>",
                   f"<p>Studies: {_e(', '.join(r.studies))}. Shared functions: {r.n_shared}; "
                   f"seeds: {r.n_seeds}.</p>",
                   _table(["measure", "value"], [
-                      ["Spearman (95% bootstrap over functions and seeds)", str(r.spearman)],
+                      ["Spearman (95% bootstrap over functions and seeds)", r.spearman_text],
                       *([["Spearman, Fisher-z 95% interval", str(r.spearman_fisher)]]
                         if getattr(r, "spearman_fisher", None) is not None else []),
                       ["Kendall tau-b (95% bootstrap over functions and seeds)", str(r.kendall)],
@@ -462,7 +462,7 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
                       ["proxy failures that diverged at full scale too",
                        f"{r.proxy_failures - r.false_alarms}/{r.proxy_failures}"],
                       ["failure agreement", fmt(r.failure_agreement, 2) or "n/a (no failures on either side)"],
-                      ["study failure patterns reproduced", f"{r.patterns_reproduced}/{len(r.patterns)}"],
+                      ["study failure patterns reproduced", r.patterns_text],
                   ]),
                   _table(["study", "n", "reference bad (diverged or worst)", "caught", "missed", "false alarms", "reproduced"],
                          [[p.study, str(p.n), str(len(p.reference_bad)), str(len(p.caught)),
@@ -493,7 +493,8 @@ def fidelity_section(results: str | Path, reference: str | Path, fmt: str = "md"
     if fmt not in ("md", "html"):
         raise InputError(f"unknown format {fmt!r} for a fidelity section (md or html)", field="--format")
     source = Path(load_reference(reference).source).name
-    reports = fidelity_of_results(results, reference, proxy=proxy, bootstrap=bootstrap)
+    reports = fidelity_of_results(results, reference, proxy=proxy, bootstrap=bootstrap,
+                                  rule=declared_rule(results))
     if fmt == "html":
         return f"<h2>Fidelity against {_e(source)}</h2>\n{fidelity_html(reports)}\n"
     return (f"\n## Fidelity against {source}\n\n"
@@ -507,7 +508,7 @@ def _fidelity_section(ctx: _Context, reference: str | Path, bootstrap: int) -> s
     source = load_reference(reference).source  # a bad file is the user's error: raise it
     parts = ['<h2 id="fidelity">Fidelity against the reference</h2>']
     try:
-        reports = fidelity_of_results(ctx.folder, reference, bootstrap=bootstrap)
+        reports = fidelity_of_results(ctx.folder, reference, bootstrap=bootstrap, rule=declared_rule(ctx.folder))
     except InputError as exc:  # too few shared functions: say so, keep the rest of the page
         return "\n".join(parts + [f"<p>Not computed: {_e(exc)}</p>"])
     return "\n".join(parts + [fidelity_html(reports, Path(source).name)])

@@ -134,23 +134,27 @@ def test_bad_reference_rows_are_located(tmp_path: Path) -> None:
         load_reference(tmp_path / "missing.csv")
 
 
+def _results_folder(folder: Path, trials: pd.DataFrame) -> Path:
+    """A results folder holding ``trials`` as its consolidated table."""
+    import pyarrow.parquet as pq
+
+    from funcsearch.search.store import COLUMNS, ResultsStore, frame_table
+
+    folder.mkdir(parents=True)
+    trials = trials.assign(trial_key=[f"k{i}" for i in range(len(trials))])
+    for column in COLUMNS:
+        if column not in trials:
+            trials[column] = None
+    pq.write_table(frame_table(trials[list(COLUMNS)]), ResultsStore(folder).consolidated_path)
+    return folder
+
+
 def test_fidelity_command_reads_a_results_folder(tmp_path: Path) -> None:
     import json
     import subprocess
     import sys
 
-    import pyarrow.parquet as pq
-
-    from funcsearch.search.store import COLUMNS, ResultsStore, frame_table
-
-    folder = tmp_path / "results" / "study"
-    folder.mkdir(parents=True)
-    trials = _trials()
-    trials["trial_key"] = [f"k{i}" for i in range(len(trials))]
-    for column in COLUMNS:
-        if column not in trials:
-            trials[column] = None
-    pq.write_table(frame_table(trials[list(COLUMNS)]), ResultsStore(folder).consolidated_path)
+    folder = _results_folder(tmp_path / "results" / "study", _trials())
     command = [sys.executable, "-m", "funcsearch.cli", "fidelity", str(folder), "--reference",
                str(_reference(tmp_path)), "--proxy", "vit", "--top-k", "2", "--format", "json"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -217,12 +221,8 @@ def test_search_references_join_layernorm_by_name_whatever_its_shift() -> None:
     assert "norm:layernorm" in set(reference.table["fingerprint"])
 
 
-def test_the_aggregate_rank_is_measured_against_a_reference_like_a_proxy(tmp_path: Path) -> None:
-    """Two proxies: vit orders the functions C > A > B (D diverged), dit (FID, lower is better)
-    A > B > C (D diverged). Their mean ranks: A 1.5, C 2, B 2.5, D 4; against the reference
-    A > B > C > D that is a Spearman of 1 - 6*(0 + 1 + 1 + 0)/(4*15) = 0.8."""
-    from funcsearch.fidelity import aggregate_fidelity
-
+def _two_proxies() -> pd.DataFrame:
+    """vit orders the functions C > A > B (D diverged), dit (FID, lower is better) A > B > C."""
     trials = _trials()
     trials = trials[trials["proxy"] == "vit"]
     dit = trials.copy()
@@ -233,6 +233,43 @@ def test_the_aggregate_rank_is_measured_against_a_reference_like_a_proxy(tmp_pat
     both = pd.concat([trials, dit], ignore_index=True)
     both["metrics"] = [f'{{"{m}": {v}}}' if s == "ok" else "{}"
                        for m, v, s in zip(both["primary_metric"], both["score"], both["status"])]
-    report = aggregate_fidelity(both, load_reference(_reference(tmp_path)))
+    return both
+
+
+def test_the_aggregate_rank_is_measured_against_a_reference_like_a_proxy(tmp_path: Path) -> None:
+    """Mean ranks of the two proxies: A 1.5, C 2, B 2.5, D 4; against the reference
+    A > B > C > D that is a Spearman of 1 - 6*(0 + 1 + 1 + 0)/(4*15) = 0.8."""
+    from funcsearch.fidelity import aggregate_fidelity
+
+    report = aggregate_fidelity(_two_proxies(), load_reference(_reference(tmp_path)))
     assert report.n_shared == 4 and report.spearman.estimate == pytest.approx(0.8)
     assert report.proxy == "aggregate" and report.metric == "aggregate mean rank"
+
+
+def test_the_pattern_count_says_what_each_seed_alone_reproduces(tmp_path: Path) -> None:
+    """A count from one seed can be luck: with several seeds the report gives each seed's own."""
+    trials = _trials()
+    # seed 1 ranks erf below tanh (s1's worst is tanh at full scale); the seed means still agree
+    trials.loc[(trials["expression"] == "erf(x + 0)") & (trials["seed"] == 1), "score"] = 0.93
+    trials.loc[(trials["expression"] == "tanh(x)") & (trials["seed"] == 1), "score"] = 0.945
+    report = measure_fidelity(trials, load_reference(_reference(tmp_path)), proxy="vit", top_k=2)
+    assert report.patterns_reproduced == 2 and report.patterns_by_seed == (2, 1)
+    assert "2/2 (each seed alone: 2, 1)" in report.to_markdown()
+    assert report.summary()["patterns_by_seed"] == "2,1"
+    one_seed = measure_fidelity(trials[trials["seed"] == 0], load_reference(_reference(tmp_path)), proxy="vit")
+    assert one_seed.patterns_by_seed == () and one_seed.patterns_text == "2/2"
+
+
+def test_the_fidelity_of_a_multi_proxy_folder_puts_the_aggregate_first(tmp_path: Path) -> None:
+    """`funcsearch fidelity` (and the report) measure the declared aggregate rank too, patterns
+    included, before each proxy; one chosen proxy is measured alone."""
+    from funcsearch.fidelity import fidelity_of_results
+
+    folder = _results_folder(tmp_path / "study", _two_proxies())
+    reference = _reference(tmp_path)
+    reports = fidelity_of_results(folder, reference)
+    assert [r.proxy for r in reports] == ["aggregate", "dit", "vit"]
+    assert reports[0].spearman.estimate == pytest.approx(0.8) and reports[0].patterns
+    text = reports[0].to_markdown()
+    assert "the aggregate rank" in text and "one value per function: see Fisher-z" in text
+    assert [r.proxy for r in fidelity_of_results(folder, reference, proxy="vit")] == ["vit"]
