@@ -79,7 +79,7 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 def sincos_embedding(positions: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """``(N,)`` positions -> ``(N, dim)`` sin-cos features (dim even)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=positions.device) / half)
     angles = positions.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
@@ -213,9 +213,9 @@ class Diffusion:
         """DDIM (eta = 0) from pure noise over ``sample_steps`` evenly spaced timesteps."""
         device = self.alphas_cumprod.device
         x = torch.randn(len(labels), *shape, generator=generator, device=generator.device).to(device)
-        timesteps = torch.linspace(self.steps - 1, 0, sample_steps).round().long().unique_consecutive()
+        timesteps = torch.linspace(self.steps - 1, 0, sample_steps).round().long().unique_consecutive().tolist()
         one = torch.tensor(1.0, device=device)
-        for i, t in enumerate(timesteps.tolist()):
+        for i, t in enumerate(timesteps):
             a_t = self.alphas_cumprod[t]
             a_prev = self.alphas_cumprod[timesteps[i + 1]] if i + 1 < len(timesteps) else one
             eps = model(x, torch.full((len(labels),), t, device=device), labels).float()
