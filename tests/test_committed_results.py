@@ -32,7 +32,9 @@ def test_a_committed_study_is_fully_reused_and_renders_the_same_leaderboard(
     assert records and all(isinstance(r, TrialRecord) for r in records.values())
     config = load_search_config(folder / "search.yaml")
     check_sweep_params(config)
-    units = Sweeper(config, select_functions(config).functions, tmp_path).initial_units()
+    # the device is in a GPU trial's key: plan as the study ran (auto ran where it found none)
+    device = "cpu" if config.resources.device == "auto" else config.resources.device
+    units = Sweeper(config, select_functions(config).functions, tmp_path, device=device).initial_units()
     planned = {key for unit in units for key in unit.trials.values()}
     assert planned == {p["trial_key"] for p in json.loads((folder / "plan.json").read_text())}
     assert planned <= set(records)
