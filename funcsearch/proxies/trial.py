@@ -7,10 +7,13 @@ setting, a bad expression, an unreadable dataset) raises a ``FuncsearchError``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -66,7 +69,7 @@ class TrialResult(BaseModel):
     message: str | None = None
     wall_time_s: float = 0.0
     config: dict[str, Any] = Field(default_factory=dict)   # the resolved proxy config
-    versions: dict[str, str] = Field(default_factory=dict)  # python, torch, numpy, funcsearch (+ gpu, cuda)
+    versions: dict[str, str] = Field(default_factory=dict)  # python, torch, numpy, funcsearch, its source digest (+ gpu, cuda)
     device: str = "cpu"                                      # where it ran: cpu or cuda
     precision: str = "fp32"                                  # fp32 or bf16 (autocast)
     # additions to the architecture contract
@@ -76,8 +79,22 @@ class TrialResult(BaseModel):
 
 
 def versions() -> dict[str, str]:
+    """Library versions, and ``funcsearch_source``: a digest of this package's code, since
+    a trial is chaotic (rounding alone moves vit's erf test loss from 0.155 to 0.127 at the
+    same key, docs/gpu.md): the same seed gives the same result only with the same code."""
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "funcsearch": __version__}
+            "numpy": np.__version__, "funcsearch": __version__, "funcsearch_source": source_digest()}
+
+
+@functools.cache
+def source_digest() -> str:
+    """12 hex digits of SHA-256 over every ``.py`` file of the installed funcsearch package
+    (relative path and bytes, in path order)."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., nn.Module]:
