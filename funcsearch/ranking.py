@@ -114,6 +114,21 @@ def spearman_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> tupl
     return rho, math.tanh(z - q * se), math.tanh(z + q * se), n
 
 
+def mean_ranking_agreement(single: float, seeds: int) -> float:
+    """The agreement to expect between the mean ranking of ``seeds`` seeds and that of as many
+    other seeds, from the mean agreement ``single`` of two one-seed rankings (Spearman-Brown:
+    k r / (1 + (k - 1) r)); nan unless 0 < single and seeds >= 2.
+
+    What a leaderboard prints is a mean over its seeds, so this, not ``single``, is how well
+    its order would come back in a rerun. Checked on paper_search rerun on a GPU
+    (docs/gpu.md): a seed on the other device agrees no better than another seed, and the
+    3-seed means agreed at vit +0.82, dit +0.99, lm +0.98 where this predicts (from the
+    pooled one-seed agreement of the six runs) +0.85, +0.98, +0.98."""
+    if math.isnan(single) or single <= 0 or seeds < 2:
+        return math.nan
+    return seeds * single / (1 + (seeds - 1) * single)
+
+
 # -- building -------------------------------------------------------------------------------
 
 def leaderboard(source: str | Path | pd.DataFrame, proxy: str | None = None,
@@ -341,10 +356,12 @@ def _seed_agreement(frame: pd.DataFrame, primary: dict[str, tuple[str, bool]]) -
             "max_spearman": float(np.max(rhos)) if rhos else math.nan,
             "ci95_low": lows[0] if len(rhos) == 1 else math.nan,
             "ci95_high": highs[0] if len(rhos) == 1 else math.nan,
+            "mean_ranking": mean_ranking_agreement(float(np.mean(rhos)) if rhos else math.nan,
+                                                   len(table.columns)),
         })
     return pd.DataFrame.from_records(records, columns=[
         "proxy", "seeds", "seed_pairs", "functions", "mean_spearman", "min_spearman",
-        "max_spearman", "ci95_low", "ci95_high"])
+        "max_spearman", "ci95_low", "ci95_high", "mean_ranking"])
 
 
 def top_functions(results: str | Path, top: int) -> list[tuple[str, str]]:
@@ -620,6 +637,9 @@ def agreement_lines(board: Leaderboard) -> list[str]:
             lines.append(f"Seed agreement {r['proxy']}: mean Spearman {r['mean_spearman']:+.2f} "
                          f"over {r['seed_pairs']} seed pairs (min {r['min_spearman']:+.2f}, "
                          f"max {r['max_spearman']:+.2f}, {r['functions']} functions)")
+        if not math.isnan(r["mean_ranking"]):
+            lines[-1] += (f"; the mean of its {r['seeds']} seeds would reproduce at about "
+                          f"{r['mean_ranking']:+.2f} with {r['seeds']} other seeds (Spearman-Brown)")
     return lines
 
 

@@ -556,8 +556,11 @@ def _headline(ctx: _Context) -> str:
         seeds = ctx.board.seed_agreement
         row = seeds[seeds["proxy"] == proxy]
         if len(row) and not math.isnan(float(row.iloc[0]["mean_spearman"])):
+            mean = float(row.iloc[0]["mean_ranking"])
             lead.append(f"Seed agreement (how reproducible the order is, 1 = every seed ranks alike): "
-                        f"Spearman {float(row.iloc[0]['mean_spearman']):+.2f}.")
+                        f"Spearman {float(row.iloc[0]['mean_spearman']):+.2f}"
+                        + (f"; the order of the mean over {int(row.iloc[0]['seeds'])} seeds would come "
+                           f"back at about {mean:+.2f} with as many other seeds." if not math.isnan(mean) else "."))
         items.append(f"<li><b>{_e(proxy)}</b> ({_e(metric)}, {'higher' if higher else 'lower'} is better): "
                      + " ".join(lead) + "</li>")
     fidelity = ctx.board.fidelity or []

@@ -93,6 +93,7 @@ class StudySummary:
     metric: dict[str, tuple[str, bool]] = field(default_factory=dict)
     heading: dict[str, str] = field(default_factory=dict)  # proxy -> "vit (test_acc, %, higher is better)"
     seed_agreement: dict[str, float] = field(default_factory=dict)  # proxy -> mean Spearman between seeds
+    mean_ranking: dict[str, float] = field(default_factory=dict)    # proxy -> expected agreement of the seed mean
     fidelity: dict[str, Fidelity] = field(default_factory=dict)
 
     @property
@@ -207,6 +208,9 @@ def summarize_study(folder: str | Path, top: int = 3, reference: ReferenceSet | 
         summary.seed_agreement = {str(r.proxy): float(r.mean_spearman)
                                   for r in board.seed_agreement.itertuples(index=False)
                                   if not math.isnan(r.mean_spearman)}
+        summary.mean_ranking = {str(r.proxy): float(r.mean_ranking)
+                                for r in board.seed_agreement.itertuples(index=False)
+                                if not math.isnan(r.mean_ranking)}
         for proxy in board.proxies if reference is not None else ():
             try:  # no bootstrap here (it was 90% of the index's time): the Fisher-z interval
                 report = measure_fidelity(frame, reference, proxy=proxy, bootstrap=0)
@@ -340,7 +344,9 @@ def _trust(summary: StudySummary, proxy: str) -> str:
     """Noise and fidelity of one proxy's ranking, in a few words."""
     parts = []
     if proxy in summary.seed_agreement:
-        parts.append(f"seeds {summary.seed_agreement[proxy]:+.2f}")
+        mean = summary.mean_ranking.get(proxy)
+        parts.append(f"seeds {summary.seed_agreement[proxy]:+.2f}"
+                     + (f" (their mean {mean:+.2f})" if mean is not None else ""))
     if proxy in summary.fidelity:
         f = summary.fidelity[proxy]
         interval = "" if math.isnan(f.low) else f" [{f.low:+.2f}, {f.high:+.2f}]"
@@ -367,7 +373,8 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         "between them are usually within seed noise: read each study's leaderboard for the "
         "intervals and paired comparisons. *noise and fidelity*, per proxy: *seeds* is the mean "
         "Spearman between the rankings of two seeds (how reproducible the order is; 1 = every "
-        f"seed ranks alike); *reference* is the Spearman with the full-scale reference ({reference_label}) "
+        "seed ranks alike), and *their mean* how well the order of the mean over the study's seeds "
+        "would come back with as many other seeds (Spearman-Brown from the former); *reference* is the Spearman with the full-scale reference ({reference_label}) "
         "over the functions both ran with the same shift, with its Fisher-z 95% interval "
         "(`funcsearch fidelity` gives the full measure, with bootstrap intervals); no figure where fewer than 3 "
         "functions are shared.",
@@ -415,6 +422,7 @@ def studies_frame(studies: list[StudySummary]) -> "pd.DataFrame":
                       "metric": s.metric.get(proxy, ("", True))[0] if proxy else "",
                       "top": "; ".join(e.text for e in s.top.get(proxy, [])),
                       "seed_agreement": s.seed_agreement.get(proxy, math.nan),
+                      "seed_mean_agreement": s.mean_ranking.get(proxy, math.nan),
                       "reference_spearman": fidelity.estimate if fidelity else math.nan,
                       "reference_low": fidelity.low if fidelity else math.nan,
                       "reference_high": fidelity.high if fidelity else math.nan,

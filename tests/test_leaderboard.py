@@ -11,7 +11,7 @@ from fixtures.rows import make_frame, make_record
 import pytest
 from typer.testing import CliRunner
 
-from funcsearch.ranking import leaderboard
+from funcsearch.ranking import agreement_lines, leaderboard, mean_ranking_agreement
 
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom
 
@@ -111,6 +111,18 @@ def test_aggregate_rank_and_rank_agreement() -> None:
     assert seeds["seed_pairs"] == 3  # pairs (0,1), (0,2), (1,2): 0.942857, 0.264820, 0.176547
     assert seeds["mean_spearman"] == pytest.approx((0.942857 + 0.264820 + 0.176547) / 3, abs=1e-5)
     assert seeds["max_spearman"] == pytest.approx(1 - 6 * 2 / 210)
+    r = seeds["mean_spearman"]  # the mean of 3 seeds against 3 others: Spearman-Brown
+    assert seeds["mean_ranking"] == pytest.approx(3 * r / (1 + 2 * r))
+    line = next(x for x in agreement_lines(board) if x.startswith("Seed agreement vit"))
+    assert f"the mean of its 3 seeds would reproduce at about {3 * r / (1 + 2 * r):+.2f}" in line
+
+
+def test_the_agreement_of_a_seed_mean_grows_with_seeds_and_needs_a_positive_one_seed_agreement() -> None:
+    assert mean_ranking_agreement(0.5, 1) != mean_ranking_agreement(0.5, 1)  # nan: one seed
+    assert mean_ranking_agreement(0.5, 2) == pytest.approx(2 / 3)
+    assert mean_ranking_agreement(0.66, 3) == pytest.approx(0.8534, abs=1e-4)  # vit, docs/gpu.md
+    assert mean_ranking_agreement(0.9, 3) < mean_ranking_agreement(0.9, 6) < 1
+    assert math.isnan(mean_ranking_agreement(-0.2, 3)) and math.isnan(mean_ranking_agreement(0.0, 3))
 
 
 def test_one_proxy_only() -> None:

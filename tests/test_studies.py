@@ -113,7 +113,10 @@ def test_index_states_seed_agreement_and_fidelity_where_the_reference_applies(tm
     text = render_index(studies, [], root=tmp_path)
     row = next(line for line in text.splitlines() if line.startswith("| [plain]"))
     # the Fisher-z interval (none when the correlation is exactly +-1)
-    assert re.search(r"vit: seeds [+-]\d\.\d\d, reference [+-]\d\.\d\d( \[.*\])? \(5 functions\)", row)
+    # and what the order of the seed mean is worth (Spearman-Brown, where one seed agrees > 0)
+    assert re.search(r"vit: seeds [+-]\d\.\d\d( \(their mean \+\d\.\d\d\))?, reference [+-]\d\.\d\d"
+                     r"( \[.*\])? \(5 functions\)", row)
+    assert "(their mean " in row if plain.seed_agreement["vit"] > 0 else "(their mean " not in row
     row = next(line for line in text.splitlines() if line.startswith("| [with_s]"))
     assert "reference" not in row.split("|")[-2] and "vit: seeds" in row
 
