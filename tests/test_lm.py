@@ -6,6 +6,7 @@ Every run here uses the proxy's smoke recipe (about a second), never the default
 
 from __future__ import annotations
 
+import gzip
 import math
 from pathlib import Path
 
@@ -43,7 +44,15 @@ def test_the_proxy_is_registered_with_its_vocabulary() -> None:
     assert (config.beta1, config.beta2, config.weight_decay, config.dropout) == (0.9, 0.95, 0.1, 0.0)
 
 
-def test_a_smoke_trial_trains_offline_on_the_installed_pythons_text() -> None:
+def test_the_default_text_is_the_shipped_copy_whatever_python_runs() -> None:
+    # CPython 3.11.7's pydoc_data/topics.py, shipped gzipped: the committed lm studies saw it
+    text = load_default_text()
+    assert text.fingerprint == "text-pydoc-topics-fd0cfc23823c35b6"
+    assert (len(text.train) + len(text.val), text.vocab_size) == (755_864, 103)
+    assert text.source.endswith("pydoc_topics_py3.11.7.txt.gz") and "pydoc_data" not in text.source
+
+
+def test_a_smoke_trial_trains_offline_on_the_shipped_text() -> None:
     result = _trial()
     assert result.status == "ok", result.message
     vocab = load_default_text().vocab_size
@@ -68,7 +77,7 @@ def test_the_default_text_is_cached_and_split_by_position() -> None:
     total = len(data.train) + len(data.val)
     assert len(data.val) == math.ceil(total * VAL_FRACTION)
     assert data.vocab == "".join(sorted(set(data.vocab)))
-    text = Path(data.source).read_text(encoding="utf-8")
+    text = gzip.decompress(Path(data.source).read_bytes()).decode("utf-8")
     assert data.decode(data.val[-50:]) == text[-50:]
 
 

@@ -13,7 +13,7 @@ point-wise function, and none of them learns beyond unigram statistics (docs/lm.
 Training: an "epoch" is ``steps_per_epoch`` optimizer steps (the shared loop's evaluation
 interval); each step draws ``batch_size`` random windows of ``context + 1`` characters
 from the training split with the trial's generator, so the batches depend on the seed only.
-Data: :mod:`funcsearch.proxies.text` (default: CPython's ``pydoc_data/topics.py``).
+Data: :mod:`funcsearch.proxies.text` (default: CPython 3.11.7's ``pydoc_data/topics.py``, shipped).
 
 Metrics:
 - per epoch: ``val_bpc``, the mean next-character cross-entropy over fixed validation
@@ -229,5 +229,5 @@ PROXY = Proxy(
     smoke={"epochs": 2, "steps_per_epoch": 10, "depth": 1, "dim": 32, "context": 32,
            "batch_size": 16, "warmup_epochs": 0.5, "eval_windows": 32, "train_eval_windows": 32},
     description="character-level GPT (nanoGPT-style, tied head); val_bpc: validation bits per character",
-    data_help="local UTF-8 text file or folder of .txt files (default: CPython's pydoc_data/topics.py)",
+    data_help="local UTF-8 text file or folder of .txt files (default: CPython 3.11.7's pydoc_data/topics.py, shipped)",
 )

@@ -7,10 +7,11 @@ Nothing is ever downloaded.
 
 Accepted sources:
 
-- ``None`` -> the source text of CPython's ``pydoc_data/topics.py`` (the help topics of
-  ``help()``, about 750 KB of English prose, grammar and code), read from the installed
-  standard library as characters. It changes between Python versions; the fingerprint
-  records which text a trial saw.
+- ``None`` -> the source text of CPython 3.11.7's ``pydoc_data/topics.py`` (the help topics
+  of ``help()``, about 750 KB of English prose, grammar and code; PSF licence), shipped
+  gzipped in ``funcsearch/data/text``. Each Python version has its own ``topics.py``: reading
+  the installed one made lm train on another text under Python 3.12 with the same trial key,
+  so the default is this fixed copy on every Python.
 - a UTF-8 text file (any name);
 - a folder: its ``*.txt`` files (not recursive), sorted by name and concatenated.
 
@@ -28,8 +29,9 @@ characters or is too short for ``MIN_SPLIT_CHARS`` characters in each split rais
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import importlib.util
+import importlib.resources
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,13 +74,13 @@ class TextDataset:
         return "".join(self.vocab[int(i)] for i in ids)
 
 
+#: the default text: CPython 3.11.7's Lib/pydoc_data/topics.py, gzipped (gzip -9 -n)
+DEFAULT_TEXT = "pydoc_topics_py3.11.7.txt.gz"
+
+
 def default_text_path() -> str:
-    """Where the installed standard library keeps ``pydoc_data/topics.py``."""
-    spec = importlib.util.find_spec("pydoc_data.topics")
-    if spec is None or spec.origin is None:
-        raise DataError("this Python has no pydoc_data.topics module to use as the default text; "
-                        "pass a local UTF-8 text file", file="pydoc_data/topics.py")
-    return spec.origin
+    """Where the installed package keeps the default text."""
+    return str(importlib.resources.files("funcsearch") / "data" / "text" / DEFAULT_TEXT)
 
 
 def load_text(path: str | Path | None = None) -> TextDataset:
@@ -96,8 +98,13 @@ def load_text(path: str | Path | None = None) -> TextDataset:
 @lru_cache(maxsize=1)
 def load_default_text() -> TextDataset:
     """The encoded default text (cached: trials in one process read it once)."""
-    origin = default_text_path()
-    return build_dataset("pydoc-topics", _read_text(Path(origin)), origin)
+    origin = Path(default_text_path())
+    try:
+        raw = gzip.decompress(origin.read_bytes())
+    except (OSError, EOFError) as error:
+        raise DataError(f"the packaged default text is unreadable ({error}): reinstall funcsearch",
+                        file=str(origin)) from None
+    return build_dataset("pydoc-topics", raw.decode("utf-8"), str(origin))
 
 
 @lru_cache(maxsize=4)
