@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from funcsearch.errors import ConfigError
-from funcsearch.search.config import load_search_config
+from funcsearch.search.config import load_search_config, parse_search_config
 from funcsearch.search.plan import check_sweep_params, make_unit, select_functions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,3 +161,19 @@ def test_the_worker_runs_exactly_the_config_the_trial_key_hashes(tmp_path: Path)
     assert (ran["depth"], ran["dim"], ran["epochs"], ran["lr"]) == (2, 32, 2, 0.004)
     assert spec.function.alpha_init == 1.0 and spec.seed == 1
     assert unit.overrides == {"depth": 2, "dim": 32, "epochs": 2, "lr": 0.004}
+
+
+def test_the_commented_blocks_of_quickstart_are_valid_settings() -> None:
+    """quickstart.yaml is the commented reference: each block it shows commented out
+    (early stopping, sweep, aggregate, devices, lm) parses and checks once uncommented."""
+    import re
+
+    path = Path(__file__).resolve().parent.parent / "search_configs" / "quickstart.yaml"
+    text = path.read_text()
+    uncommented = re.sub(r"(?m)^( *)# ( *[a-z_]+:)", r"\1\2", text)
+    assert uncommented.count("\n") == text.count("\n") and uncommented != text
+    config = parse_search_config(uncommented, str(path))
+    check_sweep_params(config)
+    assert config.early_stopping.gate is not None and config.early_stopping.halving is not None
+    assert config.sweep is not None and config.aggregate.metrics and "lm" in config.proxies
+    assert config.resources.gpus_per_trial == 0.25
