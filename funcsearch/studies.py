@@ -374,7 +374,8 @@ def render_index(studies: list[StudySummary], calibrations: list[CalibrationSumm
         "intervals and paired comparisons. *noise and fidelity*, per proxy: *seeds* is the mean "
         "Spearman between the rankings of two seeds (how reproducible the order is; 1 = every "
         "seed ranks alike), and *their mean* how well the order of the mean over the study's seeds "
-        "would come back with as many other seeds (Spearman-Brown from the former); *reference* is the Spearman with the full-scale reference ({reference_label}) "
+        "would come back with as many other seeds (Spearman-Brown from the former); *reference* is "
+        f"the Spearman with the full-scale reference ({reference_label}) "
         "over the functions both ran with the same shift, with its Fisher-z 95% interval "
         "(`funcsearch fidelity` gives the full measure, with bootstrap intervals); no figure where fewer than 3 "
         "functions are shared.",

@@ -111,6 +111,7 @@ def test_index_states_seed_agreement_and_fidelity_where_the_reference_applies(tm
     assert set(plain.seed_agreement) == {"vit", "dit"} and -1 <= plain.seed_agreement["vit"] <= 1
     assert shifted.fidelity == {} and set(shifted.seed_agreement) == {"vit", "dit"}
     text = render_index(studies, [], root=tmp_path)
+    assert "{" not in text and "Spearman-Brown" in text  # every placeholder filled in
     row = next(line for line in text.splitlines() if line.startswith("| [plain]"))
     # the Fisher-z interval (none when the correlation is exactly +-1)
     # and what the order of the seed mean is worth (Spearman-Brown, where one seed agrees > 0)
