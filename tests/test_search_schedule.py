@@ -123,15 +123,17 @@ def test_decisions_are_rederived_from_rows_so_a_rerun_resumes() -> None:
     assert {u.key for u in plan.finished_units} == {"u-a", "u-b"}
 
 
-def test_halving_defaults_to_one_rung_at_a_quarter_keeping_a_quarter() -> None:
-    """The measured placement (benchmarks/halving_study.py) unless a config places rungs."""
-    assert HalvingConfig().rungs(28) == [7] and HalvingConfig().reduction_factor == 4
+def test_halving_defaults_to_one_rung_at_a_third_keeping_a_quarter() -> None:
+    """The measured placement (benchmarks/halving_study.py) unless a config places rungs:
+    epoch 9 of vit's 28, 10 of dit's 30, 3 of lm's 10."""
+    assert HalvingConfig().rungs(28) == [9] and HalvingConfig().reduction_factor == 4
+    assert HalvingConfig().rungs(30) == [10] and HalvingConfig().rungs(10) == [3]
     assert HalvingConfig().rungs(1) == []  # no rung below a one-epoch run
     assert HalvingConfig(min_epochs=1, reduction_factor=3).rungs(28) == [1, 3, 9, 27]
     assert HalvingConfig(at=[0.5, 0.1]).rungs(10) == [1, 5]
     units = [unit(n, epochs=8) for n in "abcdefgh"]
     plan = schedule(units, {}, EarlyStopping(halving=HalvingConfig()), METRICS)
-    assert {r.stop_epoch for r in plan.requests} == {2}
+    assert {r.stop_epoch for r in plan.requests} == {3}  # round(8 / 3)
 
 
 def test_halving_refuses_two_placements() -> None:

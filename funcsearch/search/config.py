@@ -181,17 +181,20 @@ class GateConfig(_Strict):
 
 
 #: where halving ranks when a config places no rung (fractions of the proxy's epochs)
-DEFAULT_RUNGS: tuple[float, ...] = (0.25,)
+DEFAULT_RUNGS: tuple[float, ...] = (1 / 3,)
 
 
 class HalvingConfig(_Strict):
     """Successive halving across candidates: rank at small budgets, continue the best fraction.
 
-    By default one rung at a quarter of the proxy's epochs keeps the best quarter: measured on
-    paper_search's full curves (``benchmarks/halving_study.py results/paper_search --keep
-    0.25``, in sample), it saves 43% of vit's CPU at Spearman +0.94 with the full runs' order and
-    53% of lm's at +0.94, where rungs at epochs 1, 3, 9 rank vit at +0.58 at epoch 1 (dit: no
-    rung tried saves 40% at 0.9). ``at`` places rungs at other fractions of the proxy's epochs;
+    By default one rung at a third of the proxy's epochs keeps the best quarter. Measured on
+    paper_search's full curves and on its rerun on a GPU, a replicate that differs by rounding
+    (``benchmarks/halving_study.py results/paper_search results/paper_search_gpu --keep 0.25``,
+    both in sample): CPU saved and Spearman with the full runs' order, CPU run / GPU run, vit
+    41% at +0.95 / 48% at +0.91, lm 46% at +0.95 / 49% at +0.96, dit 46% at +0.85 / 47% at
+    +0.91. A quarter (the default until the GPU run) held on the CPU run alone (vit +0.94, lm
+    +0.94) and fell to vit +0.89, dit +0.76 on the replicate. ``at`` places rungs at other
+    fractions of the proxy's epochs;
     ``min_epochs`` instead places them at ``min_epochs * reduction_factor**k`` epochs. At each
     rung every surviving candidate (all its seeds) is ranked on ``metric`` (per proxy; default
     the proxy's halving metric) averaged over seeds and the best ``1/reduction_factor`` (at
@@ -203,7 +206,7 @@ class HalvingConfig(_Strict):
                                                             "epochs (instead of `at`)")
     reduction_factor: int = Field(4, ge=2, description="the best 1/reduction_factor continue")
     at: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(
-        None, description="rungs at these fractions of the proxy's epochs; default [0.25] "
+        None, description="rungs at these fractions of the proxy's epochs; default [1/3] "
                           "unless min_epochs is given")
     metric: dict[ProxyName, str] = Field(default_factory=dict)
 
