@@ -208,6 +208,15 @@ def test_every_norm_site_of_both_models_comes_from_the_factory() -> None:
     assert all(isinstance(m, nn.RMSNorm) for m in _norms(ViT(config, 1, (8, 8), 10, rms)))
 
 
+def test_alpha_gain_scales_the_functions_alpha_where_no_site_sets_its_own() -> None:
+    config = ViTConfig.from_overrides({"depth": 2, "alpha_gain": 2.0, "alpha_init_final": 1.5})
+    norm = norm_factory(FunctionSpec(name="derf", expression="erf(x)", alpha_init=0.7), config)
+    alphas = [float(m.alpha.detach()) for m in _norms(ViT(config, 1, (8, 8), 10, norm))]
+    assert alphas == pytest.approx([1.4] * 4 + [1.5])  # per-site values stay absolute
+    with pytest.raises(ConfigError, match="alpha_gain"):
+        ViTConfig.from_overrides({"alpha_gain": 0})
+
+
 def test_adaln_zero_init_is_a_recorded_option() -> None:
     for zero in (True, False):
         config = DiTConfig.from_overrides({"depth": 1, "adaln_zero_init": zero})

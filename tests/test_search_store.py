@@ -99,6 +99,15 @@ def test_trial_key_changes_with_what_changes_the_run_only() -> None:
         assert trial_key(**{**base, **change}) != key, change
 
 
+def test_a_setting_added_later_keys_a_trial_only_away_from_the_value_earlier_trials_ran_with() -> None:
+    """alpha_gain arrived after trials were stored: at 1.0 (what they ran with) their keys stand."""
+    base = dict(name="erf", expression="erf(x)", shift="scalar", alpha_init=0.5, proxy="dit",
+                seed=0, data=None)
+    old = trial_key(**base, resolved_config={"epochs": 3})
+    assert trial_key(**base, resolved_config={"epochs": 3, "alpha_gain": 1.0}) == old
+    assert trial_key(**base, resolved_config={"epochs": 3, "alpha_gain": 2.0}) != old
+
+
 def test_only_expressions_with_a_root_record_the_root_gradient_rule(tmp_path: Path) -> None:
     """The plan keys a root's trials with expressions.ROOT_GRADIENT (results stored before the
     rule are not reused under it); every other function keeps the key it always had."""

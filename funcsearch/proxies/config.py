@@ -41,6 +41,11 @@ class TrainConfig(BaseModel):
     divergence_factor: float = Field(
         10.0, gt=1, description="diverged when a training loss exceeds this times the first step's loss"
     )
+    alpha_gain: float = Field(
+        1.0, gt=0, description="multiplies the function's alpha init at every site without its "
+        "own alpha_init_<site>: a proxy whose norm inputs are smaller than full scale's starts "
+        "alpha higher, so that u = alpha*x sits where full-scale training puts it"
+    )
     alpha_init_attn: float | None = Field(
         None, description="alpha init of attention-input norms; null = the function's alpha_init"
     )

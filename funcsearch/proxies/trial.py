@@ -100,8 +100,8 @@ def source_digest() -> str:
 def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., nn.Module]:
     """``norm(dim, site, affine=True)`` building ``function`` through ``layers.make_norm``.
 
-    The alpha init is the function's unless the config sets one for the site
-    (``alpha_init_attn`` / ``alpha_init_mlp`` / ``alpha_init_final``).
+    The alpha init is the function's times the proxy's ``alpha_gain``, unless the config sets
+    one for the site (``alpha_init_attn`` / ``alpha_init_mlp`` / ``alpha_init_final``: absolute).
     """
     from funcsearch.layers import make_norm
 
@@ -112,7 +112,8 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
     def norm(dim: int, site: str, affine: bool = True) -> nn.Module:
         alpha = site_alpha[site]
         module = make_norm(target, dim, shift=function.shift,
-                           alpha_init=function.alpha_init if alpha is None else alpha, affine=affine)
+                           alpha_init=function.alpha_init * config.alpha_gain if alpha is None else alpha,
+                           affine=affine)
         module.site_kind = site  # read by the regime probe (proxies.regime)
         return module
 

@@ -9,7 +9,8 @@ while a GPU or bf16 trial gets its own key, so numbers of different devices are 
 by reuse. An expression that takes a root also records how its compiled form differentiates
 at 0 (``expressions.ROOT_GRADIENT``): trials computed before that rule (NaN gradients at exact
 zeros) keep their old keys and are not reused under it, while every other expression keeps its
-key. Names, display order and search
+key. Likewise a recipe setting added after trials were stored is left out of the key at the
+value every earlier trial ran with (``ADDED_SETTINGS``), so adding it reruns nothing. Names, display order and search
 settings that do not change a run's numbers are left out, so renaming a candidate or
 adding another one never reruns anything, and changing one setting reruns only the
 trials whose resolved config it changes.
@@ -55,6 +56,10 @@ def digest(value: Any, length: int = KEY_LENGTH) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
 
 
+ADDED_SETTINGS: dict[str, Any] = {"alpha_gain": 1.0}
+"""Recipe settings added after trials were stored, with the value every earlier trial ran with:
+at that value a setting is left out of the key (a trial that changes it gets a new key)."""
+
 DEFAULT_RUNTIME = ("cpu", "fp32")
 """The device and precision every trial had before devices existed: left out of the key."""
 
@@ -86,7 +91,8 @@ def _cell(name: str, expression: str | None, shift: str, alpha_init: float, prox
         "shift": shift,
         "alpha_init": float(alpha_init),
         "proxy": proxy,
-        "config": dict(resolved_config),
+        "config": {k: v for k, v in resolved_config.items()
+                   if not (k in ADDED_SETTINGS and v == ADDED_SETTINGS[k])},
         "data": data,
     }
     if (device, precision) != DEFAULT_RUNTIME:
