@@ -91,6 +91,8 @@ class FidelityReport:
     reference: str = ""
     patterns_by_seed: tuple[int, ...] = ()
     """Patterns reproduced by each seed alone (empty with one seed): the count's seed noise."""
+    spearman_by_seed: tuple[float, ...] = ()
+    """The Spearman of each seed alone (empty with one seed): how far one seed's figure strays."""
 
     @property
     def sample(self) -> str:
@@ -136,6 +138,23 @@ class FidelityReport:
             text += f" (each seed alone: {', '.join(str(n) for n in self.patterns_by_seed)})"
         return text
 
+    def measure_rows(self) -> list[tuple[str, str]]:
+        """(measure, value) rows: the figures every rendering (text, Markdown, HTML) prints."""
+        rows = [("Spearman (95% bootstrap over functions and seeds)", self.spearman_text),
+                ("Spearman, Fisher-z 95% interval", str(self.spearman_fisher))]
+        if self.spearman_by_seed:
+            rows.append(("Spearman, each seed alone", ", ".join(f"{v:+.2f}" for v in self.spearman_by_seed)))
+        return rows + [
+            ("Kendall tau-b (95% bootstrap over functions and seeds)", str(self.kendall)),
+            (f"top-{self.top_k} overlap", f"{self.top_k_overlap:.2f}"),
+            ("reference divergences caught (proxy failure or among its worst)",
+             f"{self.failures_caught}/{self.reference_failures}"),
+            ("proxy failures that diverged at full scale too",
+             f"{self.proxy_failures - self.false_alarms}/{self.proxy_failures}"),
+            ("failure agreement", _agreement(self.failure_agreement)),
+            ("study failure patterns reproduced", self.patterns_text),
+        ]
+
     def summary(self) -> dict[str, Any]:
         """Flat numbers, for tables, JSON and calibration objectives."""
         return {
@@ -152,6 +171,7 @@ class FidelityReport:
             "failure_agreement": self.failure_agreement,
             "patterns_reproduced": self.patterns_reproduced, "patterns_total": len(self.patterns),
             "patterns_by_seed": ",".join(str(n) for n in self.patterns_by_seed),
+            "spearman_by_seed": ",".join(f"{v:.4f}" for v in self.spearman_by_seed),
         }
 
     def to_markdown(self) -> str:
@@ -165,16 +185,7 @@ class FidelityReport:
             "",
             "| measure | value |",
             "| --- | --- |",
-            f"| Spearman (95% bootstrap over functions and seeds) | {self.spearman_text} |",
-            f"| Spearman, Fisher-z 95% interval | {self.spearman_fisher} |",
-            f"| Kendall tau-b (95% bootstrap over functions and seeds) | {self.kendall} |",
-            f"| top-{self.top_k} overlap | {self.top_k_overlap:.2f} |",
-            f"| reference divergences caught (proxy failure or among its worst) | "
-            f"{self.failures_caught}/{self.reference_failures} |",
-            f"| proxy failures that diverged at full scale too | "
-            f"{self.proxy_failures - self.false_alarms}/{self.proxy_failures} |",
-            f"| failure agreement | {_agreement(self.failure_agreement)} |",
-            f"| study failure patterns reproduced | {self.patterns_text} |",
+            *(f"| {label} | {value} |" for label, value in self.measure_rows()),
             "",
             "| study | n | reference bad (diverged or worst) | caught | missed | false alarms | reproduced |",
             "| --- | --- | --- | --- | --- | --- | --- |",
@@ -388,6 +399,8 @@ def measure_fidelity(
     patterns = study_patterns(proxy_values, proxy_failed)
     by_seed = tuple(sum(p.reproduced for p in study_patterns(*_values(score_arr[:, [j]], diverged_arr[:, [j]])))
                     for j in range(n_seeds)) if n_seeds > 1 and not np.isnan(diverged_arr).any() else ()
+    spearman_by_seed = tuple(_correlations(_values(score_arr[:, [j]], diverged_arr[:, [j]])[0], ref_values)[0]
+                             for j in range(n_seeds)) if n_seeds > 1 else ()
 
     all_worst = worst_set(list(range(n)), int(ref_failed.sum()))
     caught_total = sum(1 for i in range(n) if ref_failed[i] and (proxy_failed[i] or i in all_worst))
@@ -410,6 +423,7 @@ def measure_fidelity(
         proxy_failures=int(proxy_failed.sum()),
         false_alarms=int((proxy_failed & ~ref_failed).sum()),
         patterns=patterns, table=table.sort_values("proxy_rank"), patterns_by_seed=by_seed,
+        spearman_by_seed=spearman_by_seed,
     )
 
 

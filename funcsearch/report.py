@@ -451,19 +451,7 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
                   + (f" against {_e(source)}" if source else "") + "</h3>",
                   f"<p>Studies: {_e(', '.join(r.studies))}. Shared functions: {r.n_shared}; "
                   f"seeds: {r.n_seeds}.</p>",
-                  _table(["measure", "value"], [
-                      ["Spearman (95% bootstrap over functions and seeds)", r.spearman_text],
-                      *([["Spearman, Fisher-z 95% interval", str(r.spearman_fisher)]]
-                        if getattr(r, "spearman_fisher", None) is not None else []),
-                      ["Kendall tau-b (95% bootstrap over functions and seeds)", str(r.kendall)],
-                      [f"top-{r.top_k} overlap", f"{r.top_k_overlap:.2f}"],
-                      ["reference divergences caught (proxy failure or among its worst)",
-                       f"{r.failures_caught}/{r.reference_failures}"],
-                      ["proxy failures that diverged at full scale too",
-                       f"{r.proxy_failures - r.false_alarms}/{r.proxy_failures}"],
-                      ["failure agreement", fmt(r.failure_agreement, 2) or "n/a (no failures on either side)"],
-                      ["study failure patterns reproduced", r.patterns_text],
-                  ]),
+                  _table(["measure", "value"], [list(row) for row in r.measure_rows()]),
                   _table(["study", "n", "reference bad (diverged or worst)", "caught", "missed", "false alarms", "reproduced"],
                          [[p.study, str(p.n), str(len(p.reference_bad)), str(len(p.caught)),
                            ", ".join(p.missed) or "-", ", ".join(p.false_alarms) or "-",

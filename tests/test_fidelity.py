@@ -260,6 +260,21 @@ def test_the_pattern_count_says_what_each_seed_alone_reproduces(tmp_path: Path) 
     assert one_seed.patterns_by_seed == () and one_seed.patterns_text == "2/2"
 
 
+def test_the_spearman_of_each_seed_alone_is_each_seeds_own_correlation(tmp_path: Path) -> None:
+    """Beside the seed mean's Spearman, each seed's: one seed's figure can stray from the mean's."""
+    trials = _trials()
+    trials.loc[(trials["expression"] == "erf(x + 0)") & (trials["seed"] == 1), "score"] = 0.93
+    reference = load_reference(_reference(tmp_path))
+    report = measure_fidelity(trials, reference, proxy="vit")
+    assert len(report.spearman_by_seed) == report.n_seeds == 2
+    for seed, value in zip((0, 1), report.spearman_by_seed):
+        alone = measure_fidelity(trials[trials["seed"] == seed], reference, proxy="vit")
+        assert value == pytest.approx(alone.spearman.estimate)
+        assert alone.spearman_by_seed == ()
+    assert report.spearman_by_seed[0] != pytest.approx(report.spearman_by_seed[1])
+    assert "| Spearman, each seed alone | " in report.to_markdown()
+
+
 def test_the_fidelity_of_a_multi_proxy_folder_puts_the_aggregate_first(tmp_path: Path) -> None:
     """`funcsearch fidelity` (and the report) measure the declared aggregate rank too, patterns
     included, before each proxy; one chosen proxy is measured alone."""
