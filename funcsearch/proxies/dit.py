@@ -44,6 +44,11 @@ class DiTConfig(TrainConfig):
     epochs: int = Field(30, ge=1)
     lr: float = Field(6e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    alpha_gain: float = Field(
+        2.0, gt=0, description="multiplies the function's alpha init (0.5 -> 1.0): dit's norm "
+        "inputs are small, and at 2 u = alpha*x ends near unit scale as at full scale "
+        "(docs/calibration.md, fifth round)"
+    )
     patch_size: int = Field(2, ge=1)
     dim: int = Field(64, ge=1)
     depth: int = Field(4, ge=1)
