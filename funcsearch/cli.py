@@ -89,7 +89,7 @@ def train_command(
     threads: int = typer.Option(1, "--threads", min=1, help="torch threads for the trial."),
     shift: str = typer.Option(None, "--shift", help="Point-wise shift s: scalar, vector or none "
                               "(default scalar; a baseline's own rule, e.g. none for dyt)."),
-    alpha_init: float = typer.Option(0.5, "--alpha-init", help="Initial alpha of point-wise layers (> 0)."),
+    alpha_init: float = typer.Option(0.5, "--alpha-init", help="The function's initial alpha (> 0); the proxy's alpha_gain multiplies it (dit: 2)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto (cuda when there is a GPU)."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
     curve: bool = typer.Option(False, "--curve", help="Include the per-epoch curve in the JSON."),

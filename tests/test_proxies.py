@@ -203,6 +203,7 @@ def test_every_norm_site_of_both_models_comes_from_the_factory() -> None:
     dit_norms = _norms(DiT(dit_config, 1, (8, 8), 10, norm_factory(ERF, dit_config)))
     assert len(dit_norms) == 2 * 2 + 1
     assert all(isinstance(m, PointwiseNorm) and m.weight is None for m in dit_norms)  # affine off
+    assert [float(m.alpha.detach()) for m in dit_norms] == pytest.approx([2 * ERF.alpha_init] * 5)  # dit's gain
 
     rms = norm_factory(FunctionSpec(name="rmsnorm"), config)
     assert all(isinstance(m, nn.RMSNorm) for m in _norms(ViT(config, 1, (8, 8), 10, rms)))

@@ -47,13 +47,13 @@ class TrainConfig(BaseModel):
         "alpha higher, so that u = alpha*x sits where full-scale training puts it"
     )
     alpha_init_attn: float | None = Field(
-        None, description="alpha init of attention-input norms; null = the function's alpha_init"
+        None, description="alpha init of attention-input norms (absolute); null = the function's alpha_init x alpha_gain"
     )
     alpha_init_mlp: float | None = Field(
-        None, description="alpha init of MLP-input norms; null = the function's alpha_init"
+        None, description="alpha init of MLP-input norms (absolute); null = the function's alpha_init x alpha_gain"
     )
     alpha_init_final: float | None = Field(
-        None, description="alpha init of the final norm; null = the function's alpha_init"
+        None, description="alpha init of the final norm (absolute); null = the function's alpha_init x alpha_gain"
     )
 
     @model_validator(mode="before")

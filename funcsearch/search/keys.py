@@ -10,10 +10,10 @@ by reuse. An expression that takes a root also records how its compiled form dif
 at 0 (``expressions.ROOT_GRADIENT``): trials computed before that rule (NaN gradients at exact
 zeros) keep their old keys and are not reused under it, while every other expression keeps its
 key. Likewise a recipe setting added after trials were stored is left out of the key at the
-value every earlier trial ran with (``ADDED_SETTINGS``), so adding it reruns nothing. Names, display order and search
-settings that do not change a run's numbers are left out, so renaming a candidate or
-adding another one never reruns anything, and changing one setting reruns only the
-trials whose resolved config it changes.
+value every earlier trial ran with (``ADDED_SETTINGS``), so adding it reruns nothing. Names,
+display order and search settings that do not change a run's numbers are left out, so
+renaming a candidate or adding another one never reruns anything, and changing one setting
+reruns only the trials whose resolved config it changes.
 """
 
 from __future__ import annotations
