@@ -397,10 +397,10 @@ def measure_fidelity(
         return out
 
     patterns = study_patterns(proxy_values, proxy_failed)
-    by_seed = tuple(sum(p.reproduced for p in study_patterns(*_values(score_arr[:, [j]], diverged_arr[:, [j]])))
-                    for j in range(n_seeds)) if n_seeds > 1 and not np.isnan(diverged_arr).any() else ()
-    spearman_by_seed = tuple(_correlations(_values(score_arr[:, [j]], diverged_arr[:, [j]])[0], ref_values)[0]
-                             for j in range(n_seeds)) if n_seeds > 1 else ()
+    per_seed = [_values(score_arr[:, [j]], diverged_arr[:, [j]]) for j in range(n_seeds)] if n_seeds > 1 else []
+    by_seed = tuple(sum(p.reproduced for p in study_patterns(*values)) for values in per_seed) \
+        if not np.isnan(diverged_arr).any() else ()
+    spearman_by_seed = tuple(_correlations(values, ref_values)[0] for values, _ in per_seed)
 
     all_worst = worst_set(list(range(n)), int(ref_failed.sum()))
     caught_total = sum(1 for i in range(n) if ref_failed[i] and (proxy_failed[i] or i in all_worst))
