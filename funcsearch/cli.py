@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from funcsearch.errors import FuncsearchError
+from funcsearch.errors import FuncsearchError, Terminated
 
 app = typer.Typer(
     add_completion=False,
@@ -474,6 +474,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Terminated:
+        err_console.print("terminated (SIGTERM; finished trials are stored; rerun the command to resume)")
+        sys.exit(143)
     except Exception as exc:
         # usage errors (unknown command, bad option): click's own message, no traceback.
         # typer >= 0.25 vendors click, so its classes are not click's: accept either.

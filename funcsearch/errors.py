@@ -7,6 +7,12 @@ class FuncsearchError(Exception):
     """Base of every error caused by user input or environment, not by a bug."""
 
 
+class Terminated(Exception):
+    """The process was asked to stop (SIGTERM: ``kill``, a job scheduler's preemption) during
+    a search: handled as Ctrl-C is (runs in flight cancelled, finished trials kept), and the
+    CLI exits 143 with one line instead of Ray's silent ``sys.exit(15)``."""
+
+
 class InputError(FuncsearchError):
     """Bad user input, located as precisely as we know: ``file:line: field: message``."""
 

@@ -1,5 +1,6 @@
-"""Ctrl-C is an interruption: the search prints one line, exits 130, and a rerun resumes
-with every finished trial kept; a dead Ray address fails in seconds with one line."""
+"""Ctrl-C (SIGINT) and SIGTERM (kill, a scheduler's preemption) interrupt a search: it prints
+one line, exits 130 or 143, and a rerun resumes with every finished trial kept; a dead Ray
+address fails in seconds with one line."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ BODY = ("candidates: {functions: [isru, smoothsign, arctan], require: []}\nbasel
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_sigint_during_a_search_exits_130_and_a_rerun_loses_nothing(ray_cluster: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "said"), [(signal.SIGINT, 130, "interrupted"),
+                                                      (signal.SIGTERM, 143, "terminated (SIGTERM")])
+def test_a_signal_during_a_search_exits_cleanly_and_a_rerun_loses_nothing(
+        ray_cluster: None, tmp_path: Path, signum: int, code: int, said: str) -> None:
     import ray
 
     path = tmp_path / "t.yaml"
@@ -34,10 +38,10 @@ def test_sigint_during_a_search_exits_130_and_a_rerun_loses_nothing(ray_cluster:
     while time.time() < deadline and len(list(trials_dir.glob("*.parquet"))) < 2:
         assert search.poll() is None, search.communicate()
         time.sleep(0.1)
-    search.send_signal(signal.SIGINT)
+    search.send_signal(signum)
     _, err = search.communicate(timeout=120)
-    assert search.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert search.returncode == code, err
+    assert said in err and "Traceback" not in err
     before = ResultsStore(tmp_path / "results" / "t").read().set_index("trial_key")
     assert 2 <= len(before) < 8 and set(before["status"]) == {"ok"}
     outcome = run_search(path, live=False)

@@ -17,14 +17,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ import pandas as pd
 import ray
 from rich.console import Console
 
-from funcsearch.errors import FuncsearchError, InputError
+from funcsearch.errors import FuncsearchError, InputError, Terminated
 from funcsearch.search.config import SearchConfig, load_search_config
 from funcsearch.search.keys import digest
 from funcsearch.search.plan import (FunctionSelection, Unit, check_data, check_sweep_params, epoch_metric,
@@ -145,6 +148,25 @@ def connect(address: str | None, concurrency: int | None, cpus_per_trial: float,
     chosen = concurrency or max(1, fits)
     shown = f"{cpus:g} CPUs" + (f", {gpus:g} GPUs" if gpus else "")
     return owned, chosen, f"{where} ({shown})"
+
+
+@contextlib.contextmanager
+def _sigterm_flag() -> Iterator[threading.Event]:
+    """While the search loop runs, SIGTERM sets the yielded flag, and the loop raises
+    :class:`Terminated` at its next turn (within half a second, after storing the runs that
+    just finished), handled like Ctrl-C: runs in flight are cancelled, stored trials stay.
+    Without it, ``ray.init``'s handler (``sys.exit(15)``) ended a preempted search silently;
+    raising from the handler itself would surface inside Ray's C++ wait as a SystemError.
+    Main thread only (where Python delivers signals); the previous handler comes back after."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_reachable(address: str, timeout_s: float) -> None:
@@ -274,8 +296,9 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
             device, gpus_per_trial = resolve_device(config)
             sweeper = Sweeper(config, selection.functions, store.folder, device)
             units = {u.key: u for u in sweeper.initial_units()}
-            runs = _search_loop(config, selection, store, sweeper, units, metrics, width, where,
-                                trial_fn, console, live, gpus_per_trial)
+            with _sigterm_flag() as terminated:
+                runs = _search_loop(config, selection, store, sweeper, units, metrics, width, where,
+                                    trial_fn, console, live, gpus_per_trial, terminated)
         finally:
             if owned:
                 ray.shutdown()
@@ -302,7 +325,8 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 def _search_loop(config: SearchConfig, selection: FunctionSelection, store: ResultsStore,
                  sweeper: Sweeper, units: dict[str, Unit], metrics: dict[str, tuple[str, bool]],
                  width: int, where: str, trial_fn: TrialFunction | None, console: Console,
-                 live: bool | None, gpus_per_trial: float = 0.0) -> int:
+                 live: bool | None, gpus_per_trial: float = 0.0,
+                 terminated: threading.Event | None = None) -> int:
     versions = _extra_versions()
     _write_plan(config, store, units)
 
@@ -335,7 +359,7 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
     try:
         with progress:
             _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, proxy_refs,
-                  in_flight, failed_now, versions, progress)
+                  in_flight, failed_now, versions, progress, terminated or threading.Event())
     except BaseException:
         _cancel_unfinished(list(in_flight))
         raise
@@ -362,10 +386,13 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
           rows: dict[str, TrialRecord], metrics: dict[str, tuple[str, bool]], width: int,
           remote: Any, fn_ref: Any, proxy_refs: dict[str, Any],
           in_flight: dict[Any, tuple[RunRequest, str]],
-          failed_now: set[str], versions: dict[str, str], progress: SearchProgress) -> None:
-    """Schedule, submit, wait, store; until nothing is left to run."""
+          failed_now: set[str], versions: dict[str, str], progress: SearchProgress,
+          terminated: threading.Event) -> None:
+    """Schedule, submit, wait, store; until nothing is left to run (or SIGTERM came)."""
     resources = config.resources
     while True:
+        if terminated.is_set():
+            raise Terminated("SIGTERM")
         plan = schedule(list(units.values()), rows, config.early_stopping, metrics)
         for decision in plan.decisions:
             record = _decision_record(config, decision, rows.get(decision.trial_key), versions)
