@@ -218,6 +218,21 @@ def test_alpha_gain_scales_the_functions_alpha_where_no_site_sets_its_own() -> N
         ViTConfig.from_overrides({"alpha_gain": 0})
 
 
+def test_a_class_token_pool_norms_that_token_alone_and_trains() -> None:
+    config = ViTConfig.from_overrides({"depth": 1, "dim": 16, "heads": 2, "pool": "cls"})
+    model = ViT(config, 1, (8, 8), 10, norm_factory(ERF, config))
+    seen: list[tuple[int, ...]] = []
+    model.norm_final.register_forward_pre_hook(lambda module, inputs: seen.append(tuple(inputs[0].shape)))
+    logits = model(torch.randn(3, 1, 8, 8))
+    assert logits.shape == (3, 10) and seen == [(3, 16)]  # the class token's state, not 16 patches
+    logits.sum().backward()
+    assert model.cls_token is not None and model.cls_token.grad.abs().sum() > 0
+    assert ViT(ViTConfig.from_overrides({"depth": 1}), 1, (8, 8), 10,
+               norm_factory(ERF, ViTConfig())).cls_token is None  # the default pools the mean
+    with pytest.raises(ConfigError, match="pool"):
+        ViTConfig.from_overrides({"pool": "max"})
+
+
 def test_adaln_zero_init_is_a_recorded_option() -> None:
     for zero in (True, False):
         config = DiTConfig.from_overrides({"depth": 1, "adaln_zero_init": zero})

@@ -76,9 +76,9 @@ def test_device_and_precision_are_in_the_key_and_cpu_fp32_keys_are_unchanged(tmp
     assert len({cpu.trials[0], cuda.trials[0], bf16.trials[0]}) == 3
     assert (cuda.device, bf16.precision) == ("cuda", "bf16")
     # the key of a CPU fp32 trial is the document it always hashed (no runtime entry, and no
-    # alpha_gain at the 1.0 every trial before it ran with)
-    assert cpu.config["alpha_gain"] == 1.0
-    before = {k: v for k, v in cpu.config.items() if k != "alpha_gain"}
+    # alpha_gain at the 1.0 and pool at the mean every trial before them ran with)
+    assert (cpu.config["alpha_gain"], cpu.config["pool"]) == (1.0, "mean")
+    before = {k: v for k, v in cpu.config.items() if k not in ("alpha_gain", "pool")}
     legacy = digest({"function": function.expression, "shift": cpu.shift, "alpha_init": cpu.alpha_init,
                      "proxy": "vit", "config": before, "data": None, "seed": 0})
     assert cpu.trials[0] == legacy == trial_key(name=function.name, expression=function.expression,

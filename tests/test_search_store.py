@@ -106,6 +106,8 @@ def test_a_setting_added_later_keys_a_trial_only_away_from_the_value_earlier_tri
     old = trial_key(**base, resolved_config={"epochs": 3})
     assert trial_key(**base, resolved_config={"epochs": 3, "alpha_gain": 1.0}) == old
     assert trial_key(**base, resolved_config={"epochs": 3, "alpha_gain": 2.0}) != old
+    assert trial_key(**base, resolved_config={"epochs": 3, "pool": "mean"}) == old  # vit's pooling
+    assert trial_key(**base, resolved_config={"epochs": 3, "pool": "cls"}) != old
 
 
 def test_only_expressions_with_a_root_record_the_root_gradient_rule(tmp_path: Path) -> None:

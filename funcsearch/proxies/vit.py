@@ -1,8 +1,9 @@
 """The ViT proxy: a small pre-norm Vision Transformer classifier.
 
 Patch embedding, a learned position embedding, ``depth`` blocks
-``x + attn(norm_attn(x))`` then ``x + mlp(norm_mlp(x))``, a final norm and a
-mean-pooled linear head. Every norm site comes from the ``norm`` factory the trial passes
+``x + attn(norm_attn(x))`` then ``x + mlp(norm_mlp(x))``, a final norm and a linear head
+on the mean of the normed tokens (``pool: mean``, the default) or, as in ViT-B, on a
+class token's normed state (``pool: cls``; the final norm then sees that token alone). Every norm site comes from the ``norm`` factory the trial passes
 in, so LayerNorm, RMSNorm and any point-wise candidate drop in unchanged.
 
 Metrics (``test_acc`` is a fraction in [0, 1]):
@@ -13,6 +14,8 @@ Metrics (``test_acc`` is a fraction in [0, 1]):
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +48,8 @@ class ViTConfig(TrainConfig):
     aug_shift: int = Field(0, ge=0, description="random translation by up to this many pixels")
     aug_flip: bool = Field(False, description="random horizontal flips (off for digits)")
     eval_batch_size: int = Field(512, ge=1)
+    pool: Literal["mean", "cls"] = Field(
+        "mean", description="head input: the mean of the normed tokens, or a class token (as ViT-B)")
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> "ViTConfig":
@@ -86,6 +91,8 @@ class ViT(nn.Module):
         num_patches = (height // p) * (width // p)
         self.patch_embed = nn.Conv2d(channels, config.dim, kernel_size=p, stride=p)
         self.pos_embed = nn.Parameter(torch.randn(1, num_patches, config.dim) * config.pos_embed_std)
+        # a class token starts at zero (as the original ViT); only pool: cls has one
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim)) if config.pool == "cls" else None
         rates = [config.drop_path * i / max(1, config.depth - 1) for i in range(config.depth)]
         self.blocks = nn.ModuleList(
             Block(config.dim, config.heads, config.mlp_ratio, norm, config.dropout, rate) for rate in rates
@@ -98,12 +105,16 @@ class ViT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed"}
+        return {"pos_embed", "cls_token"}
 
     def forward(self, images: Tensor) -> Tensor:
         x = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         for block in self.blocks:
             x = block(x)
+        if self.cls_token is not None:
+            return self.head(self.norm_final(x[:, 0]))
         return self.head(self.norm_final(x).mean(dim=1))
 
 
