@@ -3,8 +3,9 @@
 Patch embedding, a learned position embedding, ``depth`` blocks
 ``x + attn(norm_attn(x))`` then ``x + mlp(norm_mlp(x))``, a final norm and a linear head
 on the mean of the normed tokens (``pool: mean``, the default) or, as in ViT-B, on a
-class token's normed state (``pool: cls``; the final norm then sees that token alone). Every norm site comes from the ``norm`` factory the trial passes
-in, so LayerNorm, RMSNorm and any point-wise candidate drop in unchanged.
+class token's normed state (``pool: cls``; the final norm then sees that token alone).
+Every norm site comes from the ``norm`` factory the trial passes in, so LayerNorm, RMSNorm
+and any point-wise candidate drop in unchanged.
 
 Metrics (``test_acc`` is a fraction in [0, 1]):
 - per epoch: ``test_acc``, ``test_loss`` (plain cross-entropy on the test split);
