@@ -13,6 +13,9 @@
 4. writes each finished run to the store at once (atomic), asks :func:`.schedule.schedule`
    what to run next (early stopping), and tells Optuna sweeps their points' values;
 5. at the end consolidates the store and writes ``leaderboard.md`` / ``.csv``.
+
+Ctrl-C or SIGTERM (a scheduler's preemption) cancels the runs in flight and keeps every
+stored trial: rerunning the command resumes.
 """
 
 from __future__ import annotations
