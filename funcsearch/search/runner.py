@@ -328,8 +328,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 def _search_loop(config: SearchConfig, selection: FunctionSelection, store: ResultsStore,
                  sweeper: Sweeper, units: dict[str, Unit], metrics: dict[str, tuple[str, bool]],
                  width: int, where: str, trial_fn: TrialFunction | None, console: Console,
-                 live: bool | None, gpus_per_trial: float = 0.0,
-                 terminated: threading.Event | None = None) -> int:
+                 live: bool | None, gpus_per_trial: float, terminated: threading.Event) -> int:
     versions = _extra_versions()
     _write_plan(config, store, units)
 
@@ -362,7 +361,7 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
     try:
         with progress:
             _loop(config, store, sweeper, units, rows, metrics, width, remote, fn_ref, proxy_refs,
-                  in_flight, failed_now, versions, progress, terminated or threading.Event())
+                  in_flight, failed_now, versions, progress, terminated)
     except BaseException:
         _cancel_unfinished(list(in_flight))
         raise
