@@ -394,6 +394,8 @@ def compare_command(
                                       "e.g. --a shift=scalar"),
     where_b: list[str] = typer.Option([], "--b", help="keep B's trials with column=value, e.g. --b shift=none"),
     proxy: str | None = typer.Option(None, "--proxy", help="only this proxy"),
+    reference: str | None = typer.Option(None, "--reference", help="also each side's Spearman with this "
+                                         "full-scale reference and B - A with a paired interval"),
     fmt: str = typer.Option("table", "--format", help="table (terminal), md, csv or json"),
     out: str | None = typer.Option(None, "--out", help="write to this file instead of printing"),
 ) -> None:
@@ -409,7 +411,8 @@ def compare_command(
             raise InputError(f"expected column=value, got {bad[0]!r}", field=field)
         return dict(i.split("=", 1) for i in items)
 
-    comparison = compare_results(a, b, proxy=proxy, where_a=pairs(where_a, "--a"), where_b=pairs(where_b, "--b"))
+    comparison = compare_results(a, b, proxy=proxy, where_a=pairs(where_a, "--a"), where_b=pairs(where_b, "--b"),
+                                 reference=reference)
     if fmt == "table" and out is None:
         _print(comparison.rich_renderables())
         return

@@ -13,6 +13,10 @@ input, so they are never paired, unless the shift is the setting being compared 
 is B - A, oriented so that positive means B is better, with its t-based 95% interval over
 the paired seeds (the same statistics as a leaderboard's comparison with its best baseline).
 Only final (non-halving) trials at each side's best hyperparameter point are used.
+
+With ``reference`` (a full-scale reference set, as ``funcsearch fidelity`` takes), each proxy
+also gets the two sides' Spearman with it on the functions both ran and B - A with a paired
+bootstrap interval (``fidelity.fidelity_difference``): is recipe B more faithful than A?
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Comparison:
     agreement: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
     unpaired: dict[str, list[str]] = field(default_factory=dict)  # proxy -> sentences
     key: tuple[str, ...] = ()
+    fidelity: dict[str, str] = field(default_factory=dict)  # proxy -> the fidelity-difference line
 
     def render(self, fmt: str = "md") -> str:
         if fmt == "md":
@@ -75,7 +80,8 @@ class Comparison:
                                "rows": json.loads(self._display_frame().to_json(orient="records")),
                                "spearman": {p: dict(zip(("rho", "low", "high", "n"), v))
                                             for p, v in self.agreement.items()},
-                               "unpaired": self.unpaired}, indent=2, default=_json_default) + "\n"
+                               "unpaired": self.unpaired, "fidelity": self.fidelity},
+                              indent=2, default=_json_default) + "\n"
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", field="--format")
 
     def _display_frame(self) -> pd.DataFrame:
@@ -113,6 +119,8 @@ class Comparison:
             else:
                 interval = "" if math.isnan(low) else f", 95% CI [{low:+.2f}, {high:+.2f}]"
                 lines.append(f"Spearman of the seed means: {rho:+.2f}{interval} over {n} functions.")
+        if proxy in self.fidelity:
+            lines.append(self.fidelity[proxy])
         lines += self.unpaired.get(proxy, [])
         return lines
 
@@ -198,7 +206,7 @@ def _final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def compare_results(a: str | Path | pd.DataFrame, b: str | Path | pd.DataFrame, *,
                     proxy: str | None = None, where_a: Mapping[str, Any] | None = None,
                     where_b: Mapping[str, Any] | None = None, label_a: str | None = None,
-                    label_b: str | None = None) -> Comparison:
+                    label_b: str | None = None, reference: str | Path | None = None) -> Comparison:
     """Pair the trials of ``a`` and ``b`` by function and seed (see the module docstring)."""
     where_a, where_b = dict(where_a or {}), dict(where_b or {})
     frame_a, name_a = _read(a)
@@ -282,7 +290,24 @@ def compare_results(a: str | Path | pd.DataFrame, b: str | Path | pd.DataFrame, 
     if not len(table) and not unpaired:
         raise InputError("the two sides share no function on any proxy (same fingerprint"
                          + (" and shift" if "shift" in key else "") + ")")
-    return Comparison(label_a, label_b, table, displays, agreement, unpaired, key)
+    fidelity = _fidelity_lines(frame_a, frame_b, sorted(displays), reference) if reference else {}
+    return Comparison(label_a, label_b, table, displays, agreement, unpaired, key, fidelity)
+
+
+def _fidelity_lines(frame_a: pd.DataFrame, frame_b: pd.DataFrame, proxies: list[str],
+                    reference: str | Path) -> dict[str, str]:
+    """Per proxy, the fidelity difference against ``reference``, or why it was not measured."""
+    from funcsearch.fidelity import fidelity_difference
+    from funcsearch.references import load_reference
+
+    ref = load_reference(reference)  # an unknown or malformed reference is a one-line error
+    lines = {}
+    for proxy in proxies:
+        try:
+            lines[proxy] = fidelity_difference(frame_a, frame_b, ref, proxy=proxy).line()
+        except ValueError as exc:
+            lines[proxy] = f"Fidelity vs {Path(ref.source).stem}: not measured ({exc})"
+    return lines
 
 
 def _unpaired_notes(rows_a: pd.DataFrame, rows_b: pd.DataFrame, join: list[str],

@@ -9,7 +9,9 @@ the trials run with the reference's learnable shift s when the reference states 
 - top-k overlap: how many of the reference's k best working functions are among the
   proxy's k best;
 - failure agreement: each reference failure must be a proxy failure or among the proxy's
-  worst; each proxy failure must be a reference failure (else it is a false alarm).
+  worst; each proxy failure must be a reference failure (else it is a false alarm);
+- between two rankings (two recipes): B's Spearman minus A's on the functions both ran, with a
+  paired bootstrap interval (``fidelity_difference``; ``funcsearch compare --reference``).
 
 Conventions (stated in every report):
 - a candidate *fails on the proxy* when at least half of its seeds diverged;
@@ -298,6 +300,29 @@ def _finite_ranks(values: np.ndarray) -> np.ndarray:
     return stats.rankdata(np.where(np.isneginf(values), -1e300, values))
 
 
+def _studies(reference: ReferenceSet, studies: Sequence[str] | None) -> pd.DataFrame:
+    """The reference's rows, of ``studies`` only when given (an unknown study is an error)."""
+    ref = reference.table
+    if studies:
+        unknown = sorted(set(studies) - set(ref["study"]))
+        if unknown:
+            raise ValueError(f"unknown studies {unknown}; the reference has {sorted(set(ref['study']))}")
+        ref = ref[ref["study"].isin(studies)]
+    return ref
+
+
+def _reference_by_function(ref: pd.DataFrame, reference: ReferenceSet) -> pd.DataFrame:
+    """One row per fingerprint: the oriented reference value (higher = better), whether it
+    failed at full scale, its name and its studies."""
+    sign = 1.0 if reference.higher_is_better else -1.0
+    return ref.groupby("fingerprint").agg(
+        value=("value", lambda v: sign * float(np.nanmean(v)) if v.notna().any() else float("nan")),
+        failed=("failed", "max"),
+        name=("name", "first"),
+        study=("study", lambda s: ",".join(sorted(set(s)))),
+    )
+
+
 def measure_fidelity(
     trials: pd.DataFrame,
     reference: ReferenceSet,
@@ -310,19 +335,9 @@ def measure_fidelity(
     seed: int = 0,
 ) -> FidelityReport:
     """Compare one proxy's results with a reference set (see the module docstring)."""
-    ref = reference.table
-    if studies:
-        unknown = sorted(set(studies) - set(ref["study"]))
-        if unknown:
-            raise ValueError(f"unknown studies {unknown}; the reference has {sorted(set(ref['study']))}")
-        ref = ref[ref["study"].isin(studies)]
+    ref = _studies(reference, studies)
     sign = 1.0 if reference.higher_is_better else -1.0
-    ref_by_fp = ref.groupby("fingerprint").agg(
-        value=("value", lambda v: sign * float(np.nanmean(v)) if v.notna().any() else float("nan")),
-        failed=("failed", "max"),
-        name=("name", "first"),
-        study=("study", lambda s: ",".join(sorted(set(s)))),
-    )
+    ref_by_fp = _reference_by_function(ref, reference)
     trials = matching_shift(trials, reference, proxy)
     scores, diverged, metric = seed_matrix(trials, proxy)
     shared = [fp for fp in ref_by_fp.index if fp in scores.index]
@@ -425,6 +440,67 @@ def measure_fidelity(
         patterns=patterns, table=table.sort_values("proxy_rank"), patterns_by_seed=by_seed,
         spearman_by_seed=spearman_by_seed,
     )
+
+
+@dataclass(frozen=True)
+class FidelityDifference:
+    """Two rankings of the same functions (two recipes, two studies) against one reference:
+    each side's Spearman on the functions both ran, and B - A with a paired bootstrap interval
+    (the same functions drawn for both sides, each side's seeds drawn on their own), so that
+    "is recipe B more faithful than A" is answered with its noise rather than by two figures
+    whose own intervals overlap."""
+
+    proxy: str
+    reference: str
+    n_shared: int
+    seeds_a: int
+    seeds_b: int
+    spearman_a: float
+    spearman_b: float
+    difference: Interval
+
+    def line(self, label_a: str = "A", label_b: str = "B") -> str:
+        name = Path(self.reference).stem if self.reference else "the reference"
+        return (f"Fidelity vs {name} ({self.n_shared} functions run by both; seeds {self.seeds_a} / "
+                f"{self.seeds_b}): Spearman {label_a} {self.spearman_a:+.2f}, {label_b} "
+                f"{self.spearman_b:+.2f}; B - A {self.difference} (paired bootstrap over functions, "
+                "each side's seeds resampled)")
+
+
+def fidelity_difference(trials_a: pd.DataFrame, trials_b: pd.DataFrame, reference: ReferenceSet, *,
+                        proxy: str, studies: Sequence[str] | None = None, bootstrap: int = 1000,
+                        seed: int = 0) -> FidelityDifference:
+    """B's Spearman with ``reference`` minus A's, on the functions both sides and the reference
+    share, with a 95% percentile interval (see :class:`FidelityDifference`)."""
+    ref_by_fp = _reference_by_function(_studies(reference, studies), reference)
+    scores_a, diverged_a, _ = seed_matrix(matching_shift(trials_a, reference, proxy), proxy)
+    scores_b, diverged_b, _ = seed_matrix(matching_shift(trials_b, reference, proxy), proxy)
+    shared = [fp for fp in ref_by_fp.index if fp in scores_a.index and fp in scores_b.index]
+    if len(shared) < 3:
+        raise ValueError(f"only {len(shared)} functions are shared by both sides and the reference; "
+                         "3 or more are needed")
+    ref_values = np.where(ref_by_fp.loc[shared, "failed"].to_numpy(bool), -np.inf,
+                          ref_by_fp.loc[shared, "value"].to_numpy(float))
+    a_scores, a_div = scores_a.loc[shared].to_numpy(float), diverged_a.loc[shared].to_numpy(float)
+    b_scores, b_div = scores_b.loc[shared].to_numpy(float), diverged_b.loc[shared].to_numpy(float)
+    rho_a = _correlations(_values(a_scores, a_div)[0], ref_values)[0]
+    rho_b = _correlations(_values(b_scores, b_div)[0], ref_values)[0]
+    rng = np.random.default_rng(seed)
+    n = len(shared)
+    draws = []
+    for _ in range(bootstrap):
+        rows = rng.integers(0, n, n)
+        pick_a = rng.integers(0, a_scores.shape[1], a_scores.shape[1])
+        pick_b = rng.integers(0, b_scores.shape[1], b_scores.shape[1])
+        sa = _correlations(_values(a_scores[rows][:, pick_a], a_div[rows][:, pick_a])[0], ref_values[rows])[0]
+        sb = _correlations(_values(b_scores[rows][:, pick_b], b_div[rows][:, pick_b])[0], ref_values[rows])[0]
+        if not (math.isnan(sa) or math.isnan(sb)):
+            draws.append(sb - sa)
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (float("nan"), float("nan"))
+    return FidelityDifference(proxy=proxy, reference=reference.source, n_shared=n,
+                              seeds_a=a_scores.shape[1], seeds_b=b_scores.shape[1],
+                              spearman_a=float(rho_a), spearman_b=float(rho_b),
+                              difference=Interval(float(rho_b - rho_a), float(low), float(high)))
 
 
 def declared_references(proxy: str) -> tuple[str, ...]:

@@ -288,3 +288,46 @@ def test_the_fidelity_of_a_multi_proxy_folder_puts_the_aggregate_first(tmp_path:
     text = reports[0].to_markdown()
     assert "the aggregate rank" in text and "one value per function: see Fisher-z" in text
     assert [r.proxy for r in fidelity_of_results(folder, reference, proxy="vit")] == ["vit"]
+
+
+def test_a_fidelity_difference_pairs_the_functions_and_says_its_noise(tmp_path: Path) -> None:
+    """B - A on the functions both sides ran: each side's Spearman is measure_fidelity's on
+    those functions, identical sides differ by exactly 0, and a side that orders the reference's
+    functions as the reference does beats one that reverses them, with an interval."""
+    from funcsearch.fidelity import fidelity_difference
+
+    reference = load_reference(_reference(tmp_path))
+    a = _trials()
+    same = fidelity_difference(a, a, reference, proxy="vit", bootstrap=200)
+    assert same.spearman_a == same.spearman_b == pytest.approx(0.4)
+    assert same.difference.estimate == 0.0 and same.n_shared == 4 and (same.seeds_a, same.seeds_b) == (2, 2)
+    # a side B with the reference's order A > B > C > D(failed), on one seed and one extra function
+    rows = [{"proxy": "vit", "expression": e, "candidate": e, "seed": 0, "status": s, "score": v,
+             "higher_is_better": True, "primary_metric": "test_acc"}
+            for e, s, v in [("erf(x)", "ok", 0.99), ("tanh(x)", "ok", 0.98), ("2*atan(x)/pi", "ok", 0.97),
+                            ("erf(x+2)", "diverged", float("nan")), ("x", "ok", 0.5)]]
+    b = pd.DataFrame(rows)
+    better = fidelity_difference(a, b, reference, proxy="vit", bootstrap=200)
+    assert better.n_shared == 4 and better.seeds_b == 1  # x is not in the reference
+    assert better.spearman_b == pytest.approx(1.0)
+    assert better.difference.estimate == pytest.approx(0.6)
+    assert better.difference.low <= 0.6 <= better.difference.high
+    assert "B - A +0.60 [" in better.line()
+    with pytest.raises(ValueError, match="3 or more"):
+        fidelity_difference(a, b[b["expression"] == "x"].assign(expression="erf(x)"), reference, proxy="vit")
+
+
+def test_compare_with_a_reference_prints_the_fidelity_difference(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    trials = _trials().assign(unit_key=lambda f: f["proxy"] + ":" + f["candidate"])  # one point per function
+    one = _results_folder(tmp_path / "results" / "one", trials)
+    two = _results_folder(tmp_path / "results" / "two", trials)
+    command = [sys.executable, "-m", "funcsearch.cli", "compare", str(one), str(two), "--proxy", "vit",
+               "--reference", str(_reference(tmp_path)), "--format", "md"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "Fidelity vs ref (4 functions run by both; seeds 2 / 2): Spearman A +0.40, B +0.40; B - A +0.00" \
+        in done.stdout
+    bad = subprocess.run(command[:-4] + ["--reference", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "reference file not found" in bad.stderr and "Traceback" not in bad.stderr
