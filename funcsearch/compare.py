@@ -16,7 +16,8 @@ Only final (non-halving) trials at each side's best hyperparameter point are use
 
 With ``reference`` (a full-scale reference set, as ``funcsearch fidelity`` takes), each proxy
 also gets the two sides' Spearman with it on the functions both ran and B - A with a paired
-bootstrap interval (``fidelity.fidelity_difference``): is recipe B more faithful than A?
+bootstrap interval (``fidelity.fidelity_difference``): is recipe B more faithful than A? When
+both sides ran several proxies, each side's declared aggregate rank is compared the same way.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class Comparison:
                 parts += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
                 parts.append("")
             parts += [f"- {line}" for line in self.summary_lines(proxy)] + [""]
+        if "aggregate" in self.fidelity:
+            parts += ["## aggregate rank (each side's declared rule)", "", f"- {self.fidelity['aggregate']}", ""]
         parts += [NOTE, ""]
         return "\n".join(parts)
 
@@ -157,6 +160,8 @@ class Comparison:
                 t.add_row(*row)
             out.append(t)
             out += [Text(line) for line in self.summary_lines(proxy)]
+        if "aggregate" in self.fidelity:
+            out.append(Text(f"aggregate rank (each side's declared rule): {self.fidelity['aggregate']}"))
         out.append(Text(NOTE, style="dim"))
         return out
 
@@ -290,21 +295,36 @@ def compare_results(a: str | Path | pd.DataFrame, b: str | Path | pd.DataFrame, 
     if not len(table) and not unpaired:
         raise InputError("the two sides share no function on any proxy (same fingerprint"
                          + (" and shift" if "shift" in key else "") + ")")
-    fidelity = _fidelity_lines(frame_a, frame_b, sorted(displays), reference) if reference else {}
+    fidelity = _fidelity_lines(frame_a, frame_b, sorted(displays), reference,
+                               rules=(_rule(a), _rule(b))) if reference else {}
     return Comparison(label_a, label_b, table, displays, agreement, unpaired, key, fidelity)
 
 
+def _rule(side: str | Path | pd.DataFrame) -> Any:
+    """The aggregate rule a results folder's search declares (None: the default rule)."""
+    from funcsearch.ranking import declared_rule
+
+    return None if isinstance(side, pd.DataFrame) else declared_rule(side)
+
+
 def _fidelity_lines(frame_a: pd.DataFrame, frame_b: pd.DataFrame, proxies: list[str],
-                    reference: str | Path) -> dict[str, str]:
-    """Per proxy, the fidelity difference against ``reference``, or why it was not measured."""
-    from funcsearch.fidelity import fidelity_difference
+                    reference: str | Path, rules: tuple[Any, Any] = (None, None)) -> dict[str, str]:
+    """Per proxy (and, when both sides ran several proxies, for each side's declared aggregate
+    rank first), the fidelity difference against ``reference``, or why it was not measured."""
+    from funcsearch.fidelity import aggregate_rows, fidelity_difference
     from funcsearch.references import load_reference
 
     ref = load_reference(reference)  # an unknown or malformed reference is a one-line error
+    sides = [frame_a, frame_b]
+    if len(proxies) > 1 and all(frame["proxy"].nunique() > 1 for frame in sides):
+        # each side's declared aggregate (its own default rule), as one more "proxy"
+        sides = [pd.concat([frame, aggregate_rows(frame, rule)], ignore_index=True)
+                 for frame, rule in zip(sides, rules)]
+        proxies = ["aggregate"] + proxies
     lines = {}
     for proxy in proxies:
         try:
-            lines[proxy] = fidelity_difference(frame_a, frame_b, ref, proxy=proxy).line()
+            lines[proxy] = fidelity_difference(*sides, ref, proxy=proxy).line()
         except ValueError as exc:
             lines[proxy] = f"Fidelity vs {Path(ref.source).stem}: not measured ({exc})"
     return lines

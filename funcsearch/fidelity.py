@@ -463,8 +463,8 @@ class FidelityDifference:
         name = Path(self.reference).stem if self.reference else "the reference"
         return (f"Fidelity vs {name} ({self.n_shared} functions run by both; seeds {self.seeds_a} / "
                 f"{self.seeds_b}): Spearman {label_a} {self.spearman_a:+.2f}, {label_b} "
-                f"{self.spearman_b:+.2f}; B - A {self.difference} (paired bootstrap over functions, "
-                "each side's seeds resampled)")
+                f"{self.spearman_b:+.2f}; B - A {self.difference} (paired bootstrap over functions"
+                + (", each side's seeds resampled)" if max(self.seeds_a, self.seeds_b) > 1 else ")"))
 
 
 def fidelity_difference(trials_a: pd.DataFrame, trials_b: pd.DataFrame, reference: ReferenceSet, *,
@@ -518,19 +518,26 @@ def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any 
     each function's mean rank across the proxies, compared like one proxy's score. One value per
     function, so the interval is Fisher-z (the aggregate's own seed interval is in the
     leaderboard)."""
+    return measure_fidelity(aggregate_rows(trials, rule), reference, proxy="aggregate", studies=studies,
+                            top_k=top_k, bootstrap=0)
+
+
+def aggregate_rows(trials: pd.DataFrame, rule: Any = None) -> pd.DataFrame:
+    """The declared aggregate ranking as trial-like rows of a proxy named ``aggregate`` (one
+    row per function, score = minus its mean rank), so that every fidelity measure reads it
+    as it reads one proxy."""
     from funcsearch.aggregate import aggregate_ranking
 
     table, _ = aggregate_ranking(trials, rule, bootstrap=0)
     first = trials.drop_duplicates("candidate").set_index("candidate")
     names = table["candidate"]
-    rows = pd.DataFrame({
+    return pd.DataFrame({
         "candidate": names.to_numpy(), "proxy": "aggregate", "seed": 0, "status": "ok",
         "score": -table["aggregate_score"].to_numpy(), "higher_is_better": True,
         "primary_metric": "aggregate mean rank",
         "expression": first["expression"].reindex(names).to_numpy(),
         "shift": first["shift"].reindex(names).to_numpy() if "shift" in first else None,
     })
-    return measure_fidelity(rows, reference, proxy="aggregate", studies=studies, top_k=top_k, bootstrap=0)
 
 
 def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | None = None,

@@ -331,3 +331,27 @@ def test_compare_with_a_reference_prints_the_fidelity_difference(tmp_path: Path)
         in done.stdout
     bad = subprocess.run(command[:-4] + ["--reference", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert bad.returncode == 2 and "reference file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_compare_with_a_reference_measures_each_sides_aggregate_too(tmp_path: Path) -> None:
+    """Two multi-proxy folders: their declared aggregates are compared first. The aggregate of
+    _two_proxies scores 0.8 against the reference; a side whose dit agrees with vit scores 0.4."""
+    from funcsearch.compare import compare_results
+
+    both = _two_proxies().assign(unit_key=lambda f: f["proxy"] + ":" + f["candidate"])
+    other = both.copy()
+    fid = {"erf(x + 0)": 20.0, "tanh(x)": 30.0, "2*atan(x)/pi": 10.0}  # dit now orders C > A > B, as vit
+    dit = other["proxy"] == "dit"
+    other.loc[dit, "score"] = [fid.get(e, float("nan")) if s == "ok" else float("nan")
+                               for e, s in zip(other.loc[dit, "expression"], other.loc[dit, "status"])]
+    other["metrics"] = [f'{{"{m}": {v}}}' if s == "ok" else "{}"  # stored rows are scored from these
+                        for m, v, s in zip(other["primary_metric"], other["score"], other["status"])]
+    a = _results_folder(tmp_path / "results" / "a", both)
+    b = _results_folder(tmp_path / "results" / "b", other)
+    comparison = compare_results(a, b, reference=_reference(tmp_path))
+    line = comparison.fidelity["aggregate"]
+    assert "Spearman A +0.80, B +0.40; B - A -0.40 [" in line and "seeds resampled" not in line
+    assert comparison.fidelity["dit"].startswith("Fidelity vs ref (4 functions run by both")
+    assert "## aggregate rank (each side's declared rule)" in comparison.render("md")
+    alone = compare_results(a, b, proxy="vit", reference=_reference(tmp_path))
+    assert set(alone.fidelity) == {"vit"}  # one proxy chosen: no aggregate
