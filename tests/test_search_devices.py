@@ -68,8 +68,7 @@ def test_cuda_on_a_cluster_without_gpus_is_one_line_before_any_trial(tmp_path: P
 def test_device_and_precision_are_in_the_key_and_cpu_fp32_keys_are_unchanged(tmp_path: Path) -> None:
     base = parse_search_config(f"name: k\n{BODY}", "k.yaml")
     function = select_functions(base).functions[0]
-    # at pool: mean (vit's default until 2026-12-01) the key is the one every earlier trial had
-    cpu = make_unit(base, function, "vit", {"pool": "mean"})
+    cpu = make_unit(base, function, "vit", {})
     cuda = make_unit(base, function, "vit", {}, device="cuda")
     bf16 = make_unit(parse_search_config(f"name: k\n{BODY}".replace(
         "{vit: {overrides: {epochs: 1, warmup_epochs: 0}}}", "{vit: {overrides: {epochs: 1, warmup_epochs: 0}, precision: bf16}}"), "k.yaml"),

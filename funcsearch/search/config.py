@@ -191,11 +191,10 @@ class HalvingConfig(_Strict):
     paper_search's full curves and on its rerun on a GPU, a replicate that differs by rounding
     (``benchmarks/halving_study.py results/paper_search results/paper_search_gpu --keep 0.25``,
     both in sample): CPU saved and Spearman with the full runs' order, paper_search at today's
-    defaults (vit's class token, dit's gain 2) / the GPU run (vit's mean pool, dit's gain 1):
-    vit 45% at +0.91 / 48% at +0.91, lm 46% at +0.95 / 49% at +0.96, dit 45% at +0.96 / 47% at
-    +0.91. A rung at a quarter (the default until the GPU run) held on the CPU run alone (vit
-    +0.94, lm +0.94, then with the mean pool and gain 1) and fell to vit +0.89, dit +0.76 on the
-    replicate. ``at`` places rungs at other
+    defaults (dit's gain 2) / the GPU run (dit's gain 1): vit 41% at +0.95 / 48% at +0.91, lm 46%
+    at +0.95 / 49% at +0.96, dit 45% at +0.96 / 47% at +0.91 (vit with a class token, not the
+    default: 45% at +0.91). A rung at a quarter (the default until the GPU run) held on the CPU
+    run alone (vit +0.94, lm +0.94) and fell to vit +0.89, dit +0.76 on the replicate. ``at`` places rungs at other
     fractions of the proxy's epochs;
     ``min_epochs`` instead places them at ``min_epochs * reduction_factor**k`` epochs. At each
     rung every surviving candidate (all its seeds) is ranked on ``metric`` (per proxy; default
