@@ -317,7 +317,7 @@ def _fidelity_lines(frame_a: pd.DataFrame, frame_b: pd.DataFrame, proxies: list[
     ref = load_reference(reference)  # an unknown or malformed reference is a one-line error
     sides = [frame_a, frame_b]
     if len(proxies) > 1 and all(frame["proxy"].nunique() > 1 for frame in sides):
-        # each side's declared aggregate (its own default rule), as one more "proxy"
+        # each side's declared aggregate (the rule its search declares), as one more "proxy"
         sides = [pd.concat([frame, aggregate_rows(frame, rule)], ignore_index=True)
                  for frame, rule in zip(sides, rules)]
         proxies = ["aggregate"] + proxies
