@@ -323,6 +323,12 @@ def _reference_by_function(ref: pd.DataFrame, reference: ReferenceSet) -> pd.Dat
     )
 
 
+def _reference_values(ref_by_fp: pd.DataFrame, shared: Sequence[str]) -> np.ndarray:
+    """The oriented reference values of ``shared`` functions, full-scale failures at -inf."""
+    return np.where(ref_by_fp.loc[shared, "failed"].to_numpy(bool), -np.inf,
+                    ref_by_fp.loc[shared, "value"].to_numpy(float))
+
+
 def measure_fidelity(
     trials: pd.DataFrame,
     reference: ReferenceSet,
@@ -348,8 +354,7 @@ def measure_fidelity(
     score_arr = scores.loc[shared].to_numpy(dtype=float)
     diverged_arr = diverged.loc[shared].to_numpy(dtype=float)
     proxy_values, proxy_failed = _values(score_arr, diverged_arr)
-    ref_values = np.where(ref_by_fp.loc[shared, "failed"].to_numpy(bool), -np.inf,
-                          ref_by_fp.loc[shared, "value"].to_numpy(float))
+    ref_values = _reference_values(ref_by_fp, shared)
     ref_failed = np.isneginf(ref_values)
 
     spearman, kendall = _correlations(proxy_values, ref_values)
@@ -459,10 +464,10 @@ class FidelityDifference:
     spearman_b: float
     difference: Interval
 
-    def line(self, label_a: str = "A", label_b: str = "B") -> str:
+    def line(self) -> str:
         name = Path(self.reference).stem if self.reference else "the reference"
         return (f"Fidelity vs {name} ({self.n_shared} functions run by both; seeds {self.seeds_a} / "
-                f"{self.seeds_b}): Spearman {label_a} {self.spearman_a:+.2f}, {label_b} "
+                f"{self.seeds_b}): Spearman A {self.spearman_a:+.2f}, B "
                 f"{self.spearman_b:+.2f}; B - A {self.difference} (paired bootstrap over functions"
                 + (", each side's seeds resampled)" if max(self.seeds_a, self.seeds_b) > 1 else ")"))
 
@@ -479,12 +484,14 @@ def fidelity_difference(trials_a: pd.DataFrame, trials_b: pd.DataFrame, referenc
     if len(shared) < 3:
         raise ValueError(f"only {len(shared)} functions are shared by both sides and the reference; "
                          "3 or more are needed")
-    ref_values = np.where(ref_by_fp.loc[shared, "failed"].to_numpy(bool), -np.inf,
-                          ref_by_fp.loc[shared, "value"].to_numpy(float))
+    ref_values = _reference_values(ref_by_fp, shared)
     a_scores, a_div = scores_a.loc[shared].to_numpy(float), diverged_a.loc[shared].to_numpy(float)
     b_scores, b_div = scores_b.loc[shared].to_numpy(float), diverged_b.loc[shared].to_numpy(float)
-    rho_a = _correlations(_values(a_scores, a_div)[0], ref_values)[0]
-    rho_b = _correlations(_values(b_scores, b_div)[0], ref_values)[0]
+
+    def spearman(scores: np.ndarray, diverged: np.ndarray, reference_values: np.ndarray) -> float:
+        return _correlations(_values(scores, diverged)[0], reference_values)[0]
+
+    rho_a, rho_b = spearman(a_scores, a_div, ref_values), spearman(b_scores, b_div, ref_values)
     rng = np.random.default_rng(seed)
     n = len(shared)
     draws = []
@@ -492,8 +499,8 @@ def fidelity_difference(trials_a: pd.DataFrame, trials_b: pd.DataFrame, referenc
         rows = rng.integers(0, n, n)
         pick_a = rng.integers(0, a_scores.shape[1], a_scores.shape[1])
         pick_b = rng.integers(0, b_scores.shape[1], b_scores.shape[1])
-        sa = _correlations(_values(a_scores[rows][:, pick_a], a_div[rows][:, pick_a])[0], ref_values[rows])[0]
-        sb = _correlations(_values(b_scores[rows][:, pick_b], b_div[rows][:, pick_b])[0], ref_values[rows])[0]
+        sa = spearman(a_scores[rows][:, pick_a], a_div[rows][:, pick_a], ref_values[rows])
+        sb = spearman(b_scores[rows][:, pick_b], b_div[rows][:, pick_b], ref_values[rows])
         if not (math.isnan(sa) or math.isnan(sb)):
             draws.append(sb - sa)
     low, high = np.percentile(draws, [2.5, 97.5]) if draws else (float("nan"), float("nan"))
