@@ -8,6 +8,10 @@ faithful to full scale, chosen on the released calibration data (``Proxy.aggrega
 below every working one); the aggregate score is the weighted mean of a function's ranks over
 the proxies that ran it. The interval is a percentile bootstrap over seeds (each proxy's seeds
 resampled), so a function's place is printed with its noise.
+
+A proxy declared a *screen* (``Proxy.role``; e.g. ``vit_screen``) is not ranked: a function
+that diverges on it (half or more of its seeds) ranks below every function that does not,
+keeping its mean rank over the ranked proxies among the other screened-out functions.
 """
 
 from __future__ import annotations
@@ -39,10 +43,14 @@ class AggregateRule:
         entry = PROXIES.get(proxy)
         return entry.aggregate if entry is not None else fallback
 
-    def describe(self, proxies: list[str], fallbacks: Mapping[str, str]) -> str:
+    def describe(self, proxies: list[str], fallbacks: Mapping[str, str], screens: list[str] = ()) -> str:
         parts = [f"{p}: {self.metric_of(p, fallbacks.get(p, 'score'))}"
                  + (f" x{self.weights[p]:g}" if p in self.weights else "") for p in proxies]
-        return "rank average of " + ", ".join(parts)
+        text = "rank average of " + ", ".join(parts)
+        if screens:
+            text += (f"; a function that diverges on the screen {', '.join(screens)} (half its seeds or "
+                     "more) ranks below every function that does not")
+        return text
 
 
 def _metric_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
@@ -77,13 +85,25 @@ def _ranks(scores: np.ndarray, diverged: np.ndarray) -> np.ndarray:
 def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
                       bootstrap: int = 500, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """(table, rule text): one row per function, best first, with ``aggregate_score`` (the
-    weighted mean rank), its 95% bootstrap interval, ``aggregate_rank`` and each proxy's rank."""
+    weighted mean rank), its 95% bootstrap interval, ``aggregate_rank`` and each proxy's rank;
+    with screens, each screen's verdict (``screen_<proxy>``: 1 diverged, 0 passed) and
+    ``screened_out``, which puts a function below every other whatever its mean rank (its
+    interval stays that of its mean rank)."""
     rule = rule or AggregateRule()
     frame = frame[frame["status"].isin(["ok", "diverged"])]
     if "stop_epoch" in frame:
         frame = frame[frame["stop_epoch"].isna()]
-    proxies = sorted(set(frame["proxy"]))
+    from funcsearch.proxies.registry import is_screen
+
+    everyone = sorted(set(frame["proxy"]))
+    screens = [p for p in everyone if is_screen(p)]
+    proxies = [p for p in everyone if p not in screens] or screens  # screens alone: ranked as proxies
+    if proxies == screens:
+        screens = []
     fallbacks = {p: str(frame.loc[frame["proxy"] == p, "primary_metric"].iloc[0]) for p in proxies}
+    screen_failed = {p: frame[frame["proxy"] == p].assign(_d=lambda r: (r["status"] == "diverged").astype(float))
+                     .pivot_table(index="candidate", columns="seed", values="_d", aggfunc="max")
+                     for p in screens}  # function x seed: 1 where the screen's run diverged
     per_proxy: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     notes = {}
     for proxy in proxies:
@@ -100,7 +120,7 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
         diverged = rows.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
         per_proxy[proxy] = (scores.reindex(index=diverged.index, columns=diverged.columns), diverged)
     weights = {p: float(rule.weights.get(p, 1.0)) for p in proxies}
-    functions = sorted(set().union(*(per_proxy[p][0].index for p in proxies)))
+    functions = sorted(set().union(*(per_proxy[p][0].index for p in proxies)))  # screens rank nothing
     position = {name: i for i, name in enumerate(functions)}
 
     def combine(ranks: dict[str, np.ndarray]) -> np.ndarray:
@@ -121,6 +141,13 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     arrays = {p: (s.to_numpy(float), d.to_numpy(float)) for p, (s, d) in per_proxy.items()}
     ranks = {p: spread(p, _ranks(*arrays[p])) for p in proxies}
     estimate = pd.Series(combine(ranks), index=functions)
+    verdicts = {}  # a screen's verdict: 1 = diverged on half or more of its seeds, 0 = passed, NaN = not run
+    for proxy in screens:
+        share = screen_failed[proxy].mean(axis=1)
+        verdicts[proxy] = (share >= 0.5).astype(float).where(share.notna())
+    demoted = pd.Series(False, index=functions)
+    for verdict in verdicts.values():
+        demoted |= verdict.reindex(functions).eq(1.0)
     rng = np.random.default_rng(seed)
     samples = None
     if bootstrap:
@@ -141,8 +168,14 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
             table["ci95_low"], table["ci95_high"] = np.nanpercentile(samples, [2.5, 97.5], axis=0)
     for proxy, values in ranks.items():
         table[f"rank_{proxy}"] = values
-    table = table.sort_values(["aggregate_score", "candidate"]).reset_index(drop=True)
-    table.insert(0, "aggregate_rank", table["aggregate_score"].rank(method="min").astype(int))
+    for proxy, verdict in verdicts.items():
+        table[f"screen_{proxy}"] = verdict.reindex(table["candidate"]).to_numpy()  # 1 diverged, 0 passed
+    table["screened_out"] = demoted.reindex(table["candidate"]).to_numpy()
+    order_key = table["aggregate_score"] + table["screened_out"] * (len(functions) + 1)
+    table = table.assign(_key=order_key).sort_values(["_key", "candidate"]).reset_index(drop=True)
+    table.insert(0, "aggregate_rank", table["_key"].rank(method="min").astype(int))
+    table = table.drop(columns="_key")
     table.attrs["metrics"] = {p: fallbacks[p] if p in notes else rule.metric_of(p, fallbacks[p]) for p in proxies}
-    text = rule.describe(proxies, fallbacks)
+    table.attrs["screens"] = screens
+    text = rule.describe(proxies, fallbacks, screens)
     return table, text + (f" ({'; '.join(notes.values())})" if notes else "")

@@ -531,7 +531,8 @@ def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any 
 
 def aggregate_rows(trials: pd.DataFrame, rule: Any = None) -> pd.DataFrame:
     """The declared aggregate ranking as trial-like rows of a proxy named ``aggregate`` (one
-    row per function, score = minus its mean rank), so that every fidelity measure reads it
+    row per function, score = minus its aggregate rank: its mean rank, below every function
+    that passed the screens when a screen failed it), so that every fidelity measure reads it
     as it reads one proxy."""
     from funcsearch.aggregate import aggregate_ranking
 
@@ -540,8 +541,8 @@ def aggregate_rows(trials: pd.DataFrame, rule: Any = None) -> pd.DataFrame:
     names = table["candidate"]
     return pd.DataFrame({
         "candidate": names.to_numpy(), "proxy": "aggregate", "seed": 0, "status": "ok",
-        "score": -table["aggregate_score"].to_numpy(), "higher_is_better": True,
-        "primary_metric": "aggregate mean rank",
+        "score": -table["aggregate_rank"].to_numpy(float), "higher_is_better": True,
+        "primary_metric": "aggregate rank",
         "expression": first["expression"].reindex(names).to_numpy(),
         "shift": first["shift"].reindex(names).to_numpy() if "shift" in first else None,
     })

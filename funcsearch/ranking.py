@@ -593,14 +593,24 @@ def display_rows(table: pd.DataFrame, display: MetricDisplay | None = None
 
 def aggregate_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
+    screens = [p for p in board.proxies if f"screen_{p}" in board.aggregate.columns]
     metrics = board.aggregate.attrs.get("metrics", {})
     header = ["rank", "function", "kind", "mean rank", "95% CI",
-              *[f"rank {p}" + (f" ({metrics[p]})" if p in metrics else "") for p in proxies]]
+              *[f"rank {p}" + (f" ({metrics[p]})" if p in metrics else "") for p in proxies],
+              *[f"screen {p}" for p in screens]]
     body = [[fmt(r["aggregate_rank"]) or "-", str(r["candidate"]), str(r["kind"]), fmt(r["mean_rank"], 3),
              _interval(r.get("ci95_low"), r.get("ci95_high"), 3),
-             *[fmt(r[f"rank_{p}"]) for p in proxies]]
+             *[fmt(r[f"rank_{p}"]) for p in proxies],
+             *[_screen_cell(r[f"screen_{p}"]) for p in screens]]
             for _, r in board.aggregate.iterrows()]
     return header, body
+
+
+def _screen_cell(failed: object) -> str:
+    """A screen's verdict on one function: diverged (ranked below the rest), passed, or not run."""
+    if _nan(failed):
+        return "-"
+    return "diverged" if float(failed) >= 0.5 else "pass"  # type: ignore[arg-type]
 
 
 def aggregate_title(board: Leaderboard) -> str:
@@ -646,9 +656,12 @@ def agreement_lines(board: Leaderboard) -> list[str]:
 def _direction(board: Leaderboard, proxy: str) -> str:
     """``test_acc, higher is better; 360 test images: one is 0.28 points`` (the unit is in the
     column headings)."""
+    from funcsearch.proxies.registry import is_screen
+
     metric, higher = board.primary[proxy]
     note = board_display(board, proxy).resolution_note
-    return f"{metric}, {'higher' if higher else 'lower'} is better" + (f"; {note}" if note else "")
+    screen = "; a stability screen: only its divergences count in the aggregate" if is_screen(proxy) else ""
+    return f"{metric}, {'higher' if higher else 'lower'} is better" + (f"; {note}" if note else "") + screen
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -761,7 +774,8 @@ def rich_renderables(board: Leaderboard) -> list[object]:
     if len(board.proxies) > 1:
         header, body = aggregate_rows(board)  # per-proxy columns by proxy name: the title has the metrics
         proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
-        header = ["#", "function", "kind", "mean rank", "95% CI", *proxies]
+        screens = [p for p in board.proxies if f"screen_{p}" in board.aggregate.columns]
+        header = ["#", "function", "kind", "mean rank", "95% CI", *proxies, *screens]
         t = Table(title=aggregate_title(board) + "; one column per proxy: its rank",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         for h in header:

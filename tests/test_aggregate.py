@@ -37,3 +37,43 @@ def test_a_config_declares_its_rule_and_unknown_names_are_refused_at_their_line(
         parse_search_config(base + "aggregate: {metrics: {vit: fid}}\n", "a.yaml")
     with pytest.raises(ConfigError, match=r"a.yaml:5: aggregate.weights.lm2: proxy 'lm2' is not trained"):
         parse_search_config(base + "aggregate: {weights: {lm2: 1}}\n", "a.yaml")
+
+
+def _screen_rows(frame, diverges: dict[str, int]):  # type: ignore[no-untyped-def]
+    """vit's rows copied as a vit_screen study; ``diverges``: function -> how many seeds diverge."""
+    rows = frame[frame["proxy"] == "vit"].copy()
+    rows["proxy"] = "vit_screen"
+    rows["status"] = "ok"
+    rows["score"] = rows["score"][::-1].to_numpy()  # a screen's scores are noise: they must not matter
+    for name, count in diverges.items():
+        seeds = sorted(rows.loc[rows["candidate"] == name, "seed"])[:count]
+        rows.loc[(rows["candidate"] == name) & rows["seed"].isin(seeds), "status"] = "diverged"
+    return rows
+
+
+def test_a_screen_only_demotes_what_diverges_on_it_and_its_scores_never_count() -> None:
+    import pandas as pd
+
+    frame = results_frame()
+    plain, _ = aggregate_ranking(frame, bootstrap=0)
+    best = plain["candidate"].iloc[0]
+    screened, text = aggregate_ranking(pd.concat([frame, _screen_rows(frame, {best: 2, "tanh": 1})]), bootstrap=0)
+    assert text.endswith("a function that diverges on the screen vit_screen (half its seeds or more) "
+                         "ranks below every function that does not")
+    # the best function diverged on 2 of 3 screen seeds: last, with its mean rank unchanged;
+    # tanh diverged on 1 of 3 (less than half): it keeps its place; the rest keep their order
+    assert screened["candidate"].iloc[-1] == best and bool(screened["screened_out"].iloc[-1])
+    assert screened.set_index("candidate").loc[best, "aggregate_score"] == plain.set_index("candidate").loc[best, "aggregate_score"]
+    assert list(screened["candidate"].iloc[:-1]) == [c for c in plain["candidate"] if c != best]
+    assert "rank_vit_screen" not in screened and list(screened["screen_vit_screen"].iloc[-1:]) == [1.0]
+    assert list(screened["aggregate_rank"]) == sorted(screened["aggregate_rank"])
+    # nothing diverged on the screen: the aggregate is the plain one, whatever the screen scored
+    same, _ = aggregate_ranking(pd.concat([frame, _screen_rows(frame, {})]), bootstrap=0)
+    assert list(same["candidate"]) == list(plain["candidate"])
+
+
+def test_a_screen_has_no_metric_or_weight_to_declare() -> None:
+    base = "name: a\ncandidates: {functions: [isru]}\nproxies: {vit: {}, vit_screen: {}}\nseeds: [0]\n"
+    with pytest.raises(ConfigError, match=r"a.yaml:5: aggregate.weights.vit_screen: vit_screen is a stability "
+                                          r"screen: the aggregate reads only its divergences"):
+        parse_search_config(base + "aggregate: {weights: {vit_screen: 2}}\n", "a.yaml")

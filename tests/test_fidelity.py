@@ -243,7 +243,7 @@ def test_the_aggregate_rank_is_measured_against_a_reference_like_a_proxy(tmp_pat
 
     report = aggregate_fidelity(_two_proxies(), load_reference(_reference(tmp_path)))
     assert report.n_shared == 4 and report.spearman.estimate == pytest.approx(0.8)
-    assert report.proxy == "aggregate" and report.metric == "aggregate mean rank"
+    assert report.proxy == "aggregate" and report.metric == "aggregate rank"
 
 
 def test_the_pattern_count_says_what_each_seed_alone_reproduces(tmp_path: Path) -> None:

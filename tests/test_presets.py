@@ -39,3 +39,14 @@ def test_missing_preset_is_reported_at_the_config_line(tmp_path: Path) -> None:
     config = load_search_config(path)
     with pytest.raises(ConfigError, match=r"s.yaml:4: proxies.vit.preset: proxy preset 'nope' not found"):
         resolve_proxy_config(config, "vit", {}, ("proxies", "vit"))
+
+
+def test_the_vit_screen_is_the_calibrated_vit_recipe() -> None:
+    """vit_screen's defaults are the vit_calibrated preset it was measured as (docs/calibration.md)."""
+    from funcsearch.presets import load_preset
+    from funcsearch.proxies.registry import PROXIES
+
+    calibrated = PROXIES["vit"].config_class.from_overrides(load_preset("vit_calibrated", "vit"))
+    screen = PROXIES["vit_screen"].config_class()
+    assert screen.model_dump() == calibrated.model_dump()
+    assert PROXIES["vit_screen"].role == "screen" and PROXIES["vit"].role == "rank"

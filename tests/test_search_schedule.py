@@ -158,3 +158,13 @@ def test_runs_go_function_by_function_across_proxies() -> None:
     assert [r.trial_key for r in run_order(requests, units)] == [
         "vit-a-0", "dit-a-0", "vit-b-0", "dit-b-0", "vit-a-1", "dit-a-1", "vit-b-1", "dit-b-1",
         "vit-ln-0", "dit-ln-0", "vit-ln-1", "dit-ln-1"]
+
+
+def test_a_stability_screen_runs_every_trial_in_full_whatever_the_early_stopping() -> None:
+    """A screen's verdict is divergence, which neither a gate nor a rung's ranking judges."""
+    early = EarlyStopping(gate=GateConfig(epochs=2, require={"vit_screen": {"test_acc": {"min": 0.3}}}),
+                          halving=HalvingConfig(min_epochs=1, reduction_factor=3))
+    units = [Unit(**{**vars(unit(n)), "key": f"s-{n}", "proxy": "vit_screen"}) for n in "abcdef"]
+    plan = schedule(units, {}, early, {"vit_screen": ("test_acc", True)})
+    assert keys(plan.requests) == {(f"{n}-{s}", None) for n in "abcdef" for s in (0, 1)}
+    assert not plan.decisions

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from torch import nn
 
@@ -60,6 +60,12 @@ class Proxy:
     """Shipped full-scale reference sets of the task this proxy stands for (its fidelity is
     measured against them by default), most relevant first."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    role: Literal["rank", "screen"] = "rank"
+    """``rank``: its aggregate metric enters the aggregate ranking's rank average. ``screen``:
+    a stability screen, whose scores are not ranked: only its divergences count, and a
+    function that diverges on at least half of its seeds ranks below every function that does
+    not (:mod:`funcsearch.aggregate`). A screen's trials always run in full (no gate, no
+    halving: a rung ranks scores, and a screen's verdict is whether training blows up)."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
@@ -72,6 +78,8 @@ class Proxy:
         if self.aggregate_metric is not None and self.aggregate_metric not in names:
             raise ValueError(f"proxy {self.name}: aggregate_metric {self.aggregate_metric!r} is not one of "
                              f"its metrics {names}")
+        if self.role not in ("rank", "screen"):
+            raise ValueError(f"proxy {self.name}: role {self.role!r} is not 'rank' or 'screen'")
         if not self.metric(self.halving_metric).per_epoch:
             raise ValueError(f"proxy {self.name}: halving_metric {self.halving_metric!r} is not per-epoch")
 

@@ -15,7 +15,8 @@ from funcsearch.errors import InputError
 from funcsearch.metrics import Metric
 from funcsearch.proxies.proxy import Proxy
 
-BUILTIN_MODULES = ("funcsearch.proxies.vit", "funcsearch.proxies.dit", "funcsearch.proxies.lm")
+BUILTIN_MODULES = ("funcsearch.proxies.vit", "funcsearch.proxies.dit", "funcsearch.proxies.lm",
+                   "funcsearch.proxies.vit_screen")
 """Modules whose ``PROXY`` is registered at import, in this order (the default order of
 tables and CLI help)."""
 
@@ -56,6 +57,13 @@ def declared_metric(proxy: str, metric: str) -> Metric | None:
     if entry is None:
         return None
     return next((m for m in entry.metrics if m.name == metric), None)
+
+
+def is_screen(name: str) -> bool:
+    """Whether ``name`` is a registered stability screen (``Proxy.role``): the aggregate reads
+    only its divergences, and its trials always run in full."""
+    entry = PROXIES.get(name)
+    return entry is not None and entry.role == "screen"
 
 
 def _register_builtins() -> None:

@@ -254,7 +254,9 @@ class Resources(_Strict):
 class AggregateConfig(_Strict):
     """How the proxies combine into the aggregate ranking, declared before any result is seen:
     the rank average of one metric per proxy (default: the metric each proxy declares as its
-    most faithful, see ``funcsearch proxies``), weighted (default 1 each)."""
+    most faithful, see ``funcsearch proxies``), weighted (default 1 each). A stability screen
+    among the proxies (``vit_screen``) is not averaged: a function that diverges on it ranks
+    below every function that does not."""
 
     metrics: dict[ProxyName, str] = Field(default_factory=dict)
     weights: dict[ProxyName, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=dict)
@@ -397,6 +399,9 @@ def check_vocabulary(config: SearchConfig) -> None:
         for proxy in getattr(config.aggregate, part):
             if proxy not in config.proxies:
                 raise config.error(f"proxy {proxy!r} is not trained by this search", "aggregate", part, proxy)
+            if PROXIES[proxy].role == "screen":
+                raise config.error(f"{proxy} is a stability screen: the aggregate reads only its "
+                                   f"divergences, so it has no {part[:-1]} to set", "aggregate", part, proxy)
     for proxy, metric in config.aggregate.metrics.items():
         known = [m.name for m in PROXIES[proxy].metrics]
         if metric not in known:

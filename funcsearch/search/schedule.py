@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from funcsearch.proxies.registry import is_screen
 from funcsearch.search.config import EarlyStopping, GateConfig
 from funcsearch.search.plan import Unit
 from funcsearch.search.store import TrialRecord
@@ -143,6 +144,8 @@ def _schedule_group(group: list[Unit], rows: Mapping[str, Row], early: EarlyStop
                     metric: tuple[str, bool], out: Schedule) -> None:
     gate = early.gate if early.gate is not None and early.gate.enabled else None
     halving = early.halving if early.halving is not None and early.halving.enabled else None
+    if group and is_screen(group[0].proxy):  # a screen's verdict is divergence, not a ranked score
+        gate = halving = None
     competitors = [u for u in group if not u.function.is_baseline]
     for unit in group:
         if unit.function.is_baseline:
