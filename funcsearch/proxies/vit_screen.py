@@ -4,16 +4,17 @@ Full-scale training diverges with unbounded functions (x, the 0.5 linear mixes) 
 default proxies, small and gradient-clipped, train them as well as erf. This recipe - depth 8,
 width 128, batch 128, 10 epochs, one warmup epoch, peak lr 8.5e-3 and no gradient clipping,
 the ``vit_calibrated`` preset chosen by ``funcsearch calibrate`` - makes x diverge on every
-seed and the 0.5 mixes on about half, within its first 51 of 120 steps, while its scores among
-the functions that train are noise (a third of them stay at chance). So it is declared a *screen*: the aggregate ranking reads only its
-divergences (a function that diverges on half or more of its seeds ranks below every
-function that does not) and never its scores.
+seed and the 0.5 mixes on about half, within its first 51 of 120 steps, while its scores
+among the functions that train are noise (a third of them stay at chance). So it is declared
+a *screen*: the aggregate ranking reads only its divergences (a function that diverges on
+half or more of its seeds ranks below every function that does not), never its scores.
 
 Measured on Tables 1-6 (docs/calibration.md, eighth round; in sample), with the recipe run
 as ``vit: {preset: vit_calibrated}``: on seed 0 it diverged on x and the erf and tanh 0.5
 mixes, and on none of the paper's 16 searched functions, LayerNorm or RMSNorm (all of which
-train at full scale); demoting its divergences raises the tables' aggregate Spearman from +0.53 to +0.62
-(seed 0, and seed 1 on the growth and mix tables, where the 0.5 mixes diverged in 3 of 8 runs).
+train at full scale); demoting its divergences raises the tables' aggregate Spearman from
++0.53 to +0.62 (seed 0, and seed 1 on the growth and mix tables, where the 0.5 mixes diverged
+in 3 of 8 runs).
 """
 
 from __future__ import annotations
