@@ -70,6 +70,12 @@ def _direction(proxy: str, metric: str, rows: pd.DataFrame) -> bool:
     return bool(rows["higher_is_better"].iloc[0])  # the stored primary metric's direction
 
 
+def _diverged_matrix(rows: pd.DataFrame) -> pd.DataFrame:
+    """Function x seed: 1 where that seed's run diverged, 0 where it finished."""
+    flags = rows.assign(_diverged=(rows["status"] == "diverged").astype(float))
+    return flags.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
+
+
 def _ranks(scores: np.ndarray, diverged: np.ndarray) -> np.ndarray:
     """Ranks (1 = best, ties averaged) of each function, from per-seed oriented scores of
     shape (..., functions, seeds); functions with half or more seeds diverged (or no score)
@@ -97,13 +103,11 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
 
     everyone = sorted(set(frame["proxy"]))
     screens = [p for p in everyone if is_screen(p)]
-    proxies = [p for p in everyone if p not in screens] or screens  # screens alone: ranked as proxies
-    if proxies == screens:
-        screens = []
+    proxies = [p for p in everyone if p not in screens]
+    if not proxies:  # screens alone: ranked as proxies
+        proxies, screens = screens, []
     fallbacks = {p: str(frame.loc[frame["proxy"] == p, "primary_metric"].iloc[0]) for p in proxies}
-    screen_failed = {p: frame[frame["proxy"] == p].assign(_d=lambda r: (r["status"] == "diverged").astype(float))
-                     .pivot_table(index="candidate", columns="seed", values="_d", aggfunc="max")
-                     for p in screens}  # function x seed: 1 where the screen's run diverged
+    screen_failed = {p: _diverged_matrix(frame[frame["proxy"] == p]) for p in screens}
     per_proxy: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     notes = {}
     for proxy in proxies:
@@ -115,9 +119,8 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
             metric = fallbacks[proxy]
             values = _metric_values(rows, metric)
         rows["_value"] = orient(values, _direction(proxy, metric, rows))
-        rows["_diverged"] = (rows["status"] == "diverged").astype(float)
         scores = rows.pivot_table(index="candidate", columns="seed", values="_value", aggfunc="mean", dropna=False)
-        diverged = rows.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
+        diverged = _diverged_matrix(rows)
         per_proxy[proxy] = (scores.reindex(index=diverged.index, columns=diverged.columns), diverged)
     weights = {p: float(rule.weights.get(p, 1.0)) for p in proxies}
     functions = sorted(set().union(*(per_proxy[p][0].index for p in proxies)))  # screens rank nothing
