@@ -8,7 +8,7 @@ import pytest
 
 from funcsearch.errors import ConfigError
 from funcsearch.search.config import load_search_config, parse_search_config
-from funcsearch.search.plan import check_sweep_params, make_unit, select_functions
+from funcsearch.search.plan import check_shared_tasks, check_sweep_params, make_unit, select_functions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,7 @@ def error_of(tmp_path: Path, text: str) -> str:
         config = load_search_config(path)
         select_functions(config)
         check_sweep_params(config)
+        check_shared_tasks(config)
         for function in select_functions(config).functions:
             for proxy in config.proxies:
                 make_unit(config, function, proxy, {})
@@ -57,6 +58,7 @@ def test_shipped_configs_validate() -> None:
         config.candidates.require = []  # the property checks have their own tests (and take time)
         assert select_functions(config).functions
         check_sweep_params(config)
+        check_shared_tasks(config)
 
 
 def test_valid_config_has_defaults_and_filters_nothing_it_should_keep(tmp_path: Path) -> None:
@@ -177,3 +179,27 @@ def test_the_commented_blocks_of_quickstart_are_valid_settings() -> None:
     assert config.early_stopping.gate is not None and config.early_stopping.halving is not None
     assert config.sweep is not None and config.aggregate.metrics and "lm" in config.proxies
     assert config.resources.gpus_per_trial == 0.25
+
+
+def test_a_proxy_that_shares_a_task_shares_its_trial_keys(tmp_path: Path) -> None:
+    """vit_screen is the vit task with the vit_calibrated recipe as defaults: its runs are vit
+    runs at those settings (the same keys, so either study reuses the other's), and plain vit's
+    are not."""
+    body = "name: k\nseeds: [0]\ncandidates: {functions: [erf], require: []}\nbaselines: []\nproxies: "
+    keys = {}
+    for label, proxies in (("screen", "{vit_screen: {}}"), ("preset", "{vit: {preset: vit_calibrated}}"),
+                           ("vit", "{vit: {}}")):
+        config = parse_search_config(body + proxies + "\n", f"{label}.yaml")
+        (function,) = select_functions(config).functions
+        keys[label] = make_unit(config, function, next(iter(config.proxies)), {}).trials[0]
+    assert keys["screen"] == keys["preset"] != keys["vit"]
+
+
+def test_two_proxies_that_train_the_same_runs_are_refused(tmp_path: Path) -> None:
+    text = VALID.replace("  vit:\n    overrides:\n      epochs: 2\n",
+                         "  vit:\n    preset: vit_calibrated\n  vit_screen: {}\n")
+    message = error_of(tmp_path, text)
+    assert "search.yaml:8: proxies.vit_screen" in message, message
+    assert "trains the same runs as proxies.vit" in message, message
+    other = load_search_config(write(tmp_path, text.replace("vit_screen: {}", "vit_screen: {overrides: {lr: 0.01}}")))
+    check_shared_tasks(other)  # other settings, other runs: accepted

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -191,6 +192,19 @@ def test_a_study_reuses_finished_trials_of_a_sibling_search(ray_cluster: None, t
     assert not frame["message"].fillna("").str.contains("reused").any()  # its own column, not a message
     alone = write_config(tmp_path, "reuse: false\ncandidates: {functions: [isru], require: []}\n" + proxies, "alone")
     assert run_search(alone, trial_fn=fake("fake_trial"), live=False).runs == 2
+    # vit_screen is the vit task with other defaults: "first"'s vit runs at the screen's settings
+    # (TINY_VIT plus the screen's lr and no clipping) are the screen's runs, copied as its own
+    hot = write_config(tmp_path, "candidates: {functions: [isru, smoothsign], require: []}\n"
+                       f"proxies:\n  vit: {{overrides: {TINY_VIT[:-1]}, lr: 8.5e-3, grad_clip: null}}}}\n"
+                       "seeds: [0, 1]\nbaselines: []\n", "hot")
+    assert run_search(hot, trial_fn=fake("fake_trial"), live=False).runs == 4
+    screen = write_config(tmp_path, "candidates: {functions: [isru, smoothsign], require: []}\n"
+                          f"proxies:\n  vit_screen: {{overrides: {TINY_VIT}}}\nseeds: [0, 1]\nbaselines: []\n",
+                          "screen")
+    assert run_search(screen, trial_fn=fake("fake_trial"), live=False).runs == 0
+    frame = ResultsStore(tmp_path / "results" / "screen").read()
+    assert len(frame) == 4 and set(frame["reused_from"]) == {"hot"} and set(frame["proxy"]) == {"vit_screen"}
+    assert all(json.loads(o) == yaml.safe_load(TINY_VIT) for o in frame["overrides"])
 
 
 def test_halving_continues_promoted_trials_from_their_rung_checkpoint(ray_cluster: None, tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ class Proxy:
     function that diverges on at least half of its seeds ranks below every function that does
     not (:mod:`funcsearch.aggregate`). A screen's trials always run in full (no gate, no
     halving: a rung ranks scores, and a screen's verdict is whether training blows up)."""
+    task: str | None = None
+    """The proxy whose training runs this one's are, when it is that proxy's task with other
+    defaults (``vit_screen``: ``vit``); None = its own. Trial keys hash the task, not the
+    proxy's name, so a run stored under either name with the same resolved settings is reused
+    by the other (:mod:`funcsearch.search.keys`)."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
@@ -82,6 +87,11 @@ class Proxy:
             raise ValueError(f"proxy {self.name}: role {self.role!r} is not 'rank' or 'screen'")
         if not self.metric(self.halving_metric).per_epoch:
             raise ValueError(f"proxy {self.name}: halving_metric {self.halving_metric!r} is not per-epoch")
+
+    @property
+    def task_name(self) -> str:
+        """The name trial keys hash: the shared task's, else this proxy's."""
+        return self.task or self.name
 
     @property
     def higher_is_better(self) -> bool:

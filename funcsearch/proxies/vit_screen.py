@@ -52,4 +52,5 @@ PROXY = Proxy(
     references=("paper_property_tables.csv",),
     extra=vit.PROXY.extra,
     role="screen",
+    task="vit",
 )

@@ -2,7 +2,8 @@
 
 A trial key is the SHA-256 (first 16 hex digits) of a canonical JSON document holding the
 candidate's expression (or its name for LayerNorm / RMSNorm, which have none), the
-unified-form settings (shift, alpha init), the proxy, the seed, the proxy's *resolved*
+unified-form settings (shift, alpha init), the proxy's task (its name, or the proxy whose
+runs it shares: ``vit_screen``'s are ``vit``'s), the seed, the proxy's *resolved*
 config (every field after overrides), the data path, and where the run computes (device and
 precision) when that is not the CPU in fp32: CPU fp32 trials keep the keys they always had,
 while a GPU or bf16 trial gets its own key, so numbers of different devices are never mixed

@@ -288,6 +288,21 @@ def check_data(config: SearchConfig) -> None:
             raise config.error(str(exc), "proxies", proxy, "data") from None
 
 
+def check_shared_tasks(config: SearchConfig) -> None:
+    """No two proxies of the search train the same runs: a proxy that is another's task with
+    other defaults (``vit_screen`` and ``vit``) set to the same resolved settings would give
+    both the same trial keys, so the search refuses it at the second proxy's line."""
+    seen: dict[tuple[str, str], str] = {}
+    for proxy, settings in config.proxies.items():
+        resolved = resolve_proxy_config(config, proxy, {}, ("proxies", proxy))
+        same = digest({"config": resolved, "data": settings.data, "precision": settings.precision})
+        task = proxy_info(proxy).task_name
+        other = seen.setdefault((task, same), proxy)
+        if other != proxy:
+            raise config.error(f"trains the same runs as proxies.{other} (both are the {task} task "
+                               "with the same settings): keep one of them", "proxies", proxy)
+
+
 def check_sweep_params(config: SearchConfig) -> None:
     """Every swept name is a unified-form field or a setting of each swept proxy."""
     if config.sweep is None:
@@ -335,7 +350,7 @@ def make_unit(config: SearchConfig, function: FunctionEntry, proxy: str,
     data = str(_resolve_path(config, settings.data).resolve()) if settings.data else None
     info = proxy_info(proxy)
     common = dict(name=function.name, expression=function.expression, shift=shift,
-                  alpha_init=alpha, proxy=proxy, resolved_config=resolved, data=data,
+                  alpha_init=alpha, proxy=info.task_name, resolved_config=resolved, data=data,
                   device=device, precision=settings.precision,
                   root_gradient=ROOT_GRADIENT if function.expression and has_root(function.expression) else None)
     trials = {seed: trial_key(seed=seed, **common) for seed in config.seeds}

@@ -42,7 +42,8 @@ from rich.console import Console
 from funcsearch.errors import FuncsearchError, InputError, Terminated
 from funcsearch.search.config import SearchConfig, load_search_config
 from funcsearch.search.keys import digest
-from funcsearch.search.plan import (FunctionSelection, Unit, check_data, check_sweep_params, epoch_metric,
+from funcsearch.search.plan import (FunctionSelection, Unit, check_data, check_shared_tasks,
+                                    check_sweep_params, epoch_metric,
                                     proxy_info, resolve_proxy_config, select_functions)
 from funcsearch.search.progress import Counts, SearchProgress
 from funcsearch.search.schedule import Decision, RunRequest, is_complete, schedule
@@ -279,6 +280,7 @@ def run_search(config: SearchConfig | str | Path, *, address: str | None = None,
 
     selection = select_functions(config)
     check_sweep_params(config)
+    check_shared_tasks(config)
     check_data(config)
     metrics = {proxy: epoch_metric(config, proxy) for proxy in config.proxies}
     for proxy in config.proxies:  # bad overrides are reported before anything starts
@@ -333,8 +335,9 @@ def _search_loop(config: SearchConfig, selection: FunctionSelection, store: Resu
     _write_plan(config, store, units)
 
     rows = {k: r for k, r in store.records().items() if r.status != "failed"}  # failures are retried
-    planned = {k for u in units.values() for k in u.trials.values()}
-    reused = _reuse_sibling_trials(config, store, planned, rows)
+    owners = {k: u for u in units.values() for k in u.trials.values()}
+    planned = set(owners)
+    reused = _reuse_sibling_trials(config, store, owners, rows)
     stored = sum(1 for k in planned if is_complete(rows.get(k)))
     n_candidates = sum(1 for f in selection.functions if not f.is_baseline)
     console.print(
@@ -450,12 +453,14 @@ def _loop(config: SearchConfig, store: ResultsStore, sweeper: Sweeper, units: di
                               full=request.stop_epoch is None)
 
 
-def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: set[str],
+def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: dict[str, Unit],
                           rows: dict[str, TrialRecord]) -> int:
-    """Copy finished trials with a planned key from the other searches of the same output
-    folder (``results/*``): the key hashes everything that decides a run's numbers, so a
-    trial stored by another study is this study's trial too (its ``reused_from`` says
-    where it came from). Returns how many were copied."""
+    """Copy finished trials with a planned key (``planned``: key -> its unit) from the other
+    searches of the same output folder (``results/*``): the key hashes everything that
+    decides a run's numbers, so a trial stored by another study is this study's trial too (its
+    ``reused_from`` says where it came from). A copy takes this study's proxy and overrides:
+    a run of a shared task (``vit`` with the screen's settings) is this study's screen run.
+    Returns how many were copied."""
     if not config.reuse:
         return 0
     missing = {k for k in planned if not is_complete(rows.get(k))}
@@ -478,7 +483,8 @@ def _reuse_sibling_trials(config: SearchConfig, store: ResultsStore, planned: se
             record = TrialRecord.decode(row)
             if not is_complete(record) or record.trial_key not in missing:
                 continue
-            record.search = config.name
+            unit = planned[record.trial_key]
+            record.search, record.proxy, record.overrides = config.name, unit.proxy, dict(unit.overrides)
             record.reused_from = record.reused_from or sibling.name
             store.write(record)
             rows[record.trial_key] = record
