@@ -57,6 +57,12 @@ class Leaderboard:
     displays: dict[str, MetricDisplay] = field(default_factory=dict)  # proxy -> how its metric is shown
     aggregate_rule: str = ""  # the declared rule the aggregate follows (funcsearch.aggregate)
 
+    @property
+    def screens(self) -> list[str]:
+        """The proxies this board reads as stability screens (their verdicts are aggregate
+        columns; a search of screens alone ranks them as proxies)."""
+        return [p for p in self.proxies if f"screen_{p}" in self.aggregate.columns]
+
     def to_frame(self) -> pd.DataFrame:
         """One long table: a row per (proxy, function), with the aggregate rank joined."""
         frames = [t.assign(proxy=p) for p, t in self.proxies.items()]
@@ -593,7 +599,7 @@ def display_rows(table: pd.DataFrame, display: MetricDisplay | None = None
 
 def aggregate_rows(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
-    screens = [p for p in board.proxies if f"screen_{p}" in board.aggregate.columns]
+    screens = board.screens
     metrics = board.aggregate.attrs.get("metrics", {})
     header = ["rank", "function", "kind", "mean rank", "95% CI",
               *[f"rank {p}" + (f" ({metrics[p]})" if p in metrics else "") for p in proxies],
@@ -774,8 +780,7 @@ def rich_renderables(board: Leaderboard) -> list[object]:
     if len(board.proxies) > 1:
         header, body = aggregate_rows(board)  # per-proxy columns by proxy name: the title has the metrics
         proxies = [p for p in board.proxies if f"rank_{p}" in board.aggregate.columns]
-        screens = [p for p in board.proxies if f"screen_{p}" in board.aggregate.columns]
-        header = ["#", "function", "kind", "mean rank", "95% CI", *proxies, *screens]
+        header = ["#", "function", "kind", "mean rank", "95% CI", *proxies, *board.screens]
         t = Table(title=aggregate_title(board) + "; one column per proxy: its rank",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         for h in header:

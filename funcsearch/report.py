@@ -259,13 +259,19 @@ def _leaderboard_section(ctx: _Context) -> str:
              "behind the table's <em>beats best baseline</em> verdict. Functions with no ok seed "
              "are named in the right margin, off the scale.</p>"]
     for proxy, table in ctx.board.proxies.items():
-        name = f"leaderboard_{proxy}.png"  # one plot per proxy, beside its table: legible at 800 px
-        save_figure(plot_leaderboard(ctx.board, proxy=proxy), ctx.image(name), dpi=110)
         header, body = display_rows(table, board_display(ctx.board, proxy))
         classes = ["baseline" if k == "baseline" else ("bad" if ok == 0 else "")
                    for k, ok in zip(table["kind"], table["ok"])]
-        parts += [f"<h3>{_e(proxy)} ({_e(_direction(ctx.board, proxy))})</h3>",
-                  _img(name, f"{proxy} leaderboard plot"), _table(header, body, classes)]
+        parts.append(f"<h3>{_e(proxy)} ({_e(_direction(ctx.board, proxy))})</h3>")
+        if proxy in ctx.board.screens:  # a plot ranked by its scores would show what does not count
+            parts.append(f"<p class=note>{_e(proxy)} is a stability screen: its scores are listed "
+                         "for reference, not ranked; what counts is its <em>diverged</em> column "
+                         "(and its verdict column in the aggregate).</p>")
+        else:
+            name = f"leaderboard_{proxy}.png"  # one plot per proxy, beside its table: legible at 800 px
+            save_figure(plot_leaderboard(ctx.board, proxy=proxy), ctx.image(name), dpi=110)
+            parts.append(_img(name, f"{proxy} leaderboard plot"))
+        parts.append(_table(header, body, classes))
     parts.append(f"<p class=note>{_e(NOTE)} Baselines are shaded blue; functions with no ok "
                  "seed red.</p>")
     return "\n".join(parts)
@@ -318,11 +324,12 @@ def _curves_section(ctx: _Context) -> str:
 
     parts = ['<h2 id="curves">Training curves</h2>']
     for proxy, table in ctx.board.proxies.items():
-        rows = _best_point_rows(ctx.frame, ctx.board, proxy)
-        top = [str(c) for c in table["candidate"].head(ctx.top)]
-        name = f"curves_top_{_safe(proxy)}.png"
-        save_figure(plot_curves(rows, top), ctx.image(name), dpi=100)
-        parts += [f"<h3>{_e(proxy)}: top {len(top)}</h3>", _img(name, f"curves of the top of {proxy}")]
+        if proxy not in ctx.board.screens:  # a screen's top by score means nothing: only its divergences
+            rows = _best_point_rows(ctx.frame, ctx.board, proxy)
+            top = [str(c) for c in table["candidate"].head(ctx.top)]
+            name = f"curves_top_{_safe(proxy)}.png"
+            save_figure(plot_curves(rows, top), ctx.image(name), dpi=100)
+            parts += [f"<h3>{_e(proxy)}: top {len(top)}</h3>", _img(name, f"curves of the top of {proxy}")]
         # every diverged trial, at whatever hyperparameter point it ran
         every = ctx.frame[ctx.frame["proxy"] == proxy]
         units = every[every["status"] == "diverged"][["candidate", "hyperparameters"]].drop_duplicates()
@@ -398,6 +405,8 @@ def _fit_section(ctx: _Context) -> str:
              "fits better; if it is not also higher (better), it generalises worse.</p>"]
     found = False
     for proxy in ctx.board.proxies:
+        if proxy in ctx.board.screens:  # its scores do not count, so neither does their generalisation
+            continue
         table = fit_table(ctx.frame, proxy, ctx.board)
         if table is None:
             parts.append(f"<p>{_e(proxy)}: no evaluation-mode training loss recorded.</p>")
@@ -502,11 +511,35 @@ def _fidelity_section(ctx: _Context, reference: str | Path, bootstrap: int) -> s
     return "\n".join(parts + [fidelity_html(reports, Path(source).name)])
 
 
+def _screen_headline(ctx: _Context, proxy: str) -> str:
+    """What a stability screen decided: which functions it ranks below the rest, and which
+    diverged on fewer than half of their seeds (a warning, not a verdict)."""
+    rows = ctx.frame[(ctx.frame["proxy"] == proxy) & ctx.frame["status"].isin(["ok", "diverged"])]
+    counts = rows.groupby("candidate")["status"].agg(runs="size", diverged=lambda s: int((s == "diverged").sum()))
+    verdict = ctx.board.aggregate.set_index("candidate")[f"screen_{proxy}"]
+    out = [str(c) for c in ctx.board.aggregate["candidate"] if verdict.get(c) == 1]
+    warned = [str(c) for c, r in counts.iterrows() if r["diverged"] and c not in out]
+
+    def named(names: list[str]) -> str:
+        return ", ".join(f"{_e(c)} ({int(counts.loc[c, 'diverged'])} of {int(counts.loc[c, 'runs'])} seeds)"
+                         for c in names)
+
+    text = (f"<li><b>{_e(proxy)}</b> (a stability screen: only its divergences count): of "
+            f"{len(counts)} functions, {len(out)} diverged on half or more of their seeds and rank "
+            "below every other function in the aggregate" + (f": {named(out)}" if out else "") + ".")
+    if warned:
+        text += f" {len(warned)} diverged on fewer than half (not screened out): {named(warned)}."
+    return text + "</li>"
+
+
 def _headline(ctx: _Context) -> str:
     """Who won on each proxy, by how much against the best baseline, whether beyond seed noise,
     how reproducible the order is, and how far a proxy ranking can be trusted (fidelity)."""
     items = []
     for proxy, table in ctx.board.proxies.items():
+        if proxy in ctx.board.screens:
+            items.append(_screen_headline(ctx, proxy))
+            continue
         d = board_display(ctx.board, proxy)
         metric, higher = ctx.board.primary[proxy]
         unit = d.unit if d.unit == "%" else (f" {d.unit}" if d.unit else "")

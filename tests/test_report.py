@@ -138,3 +138,31 @@ def test_the_report_puts_the_declared_aggregate_before_the_per_proxy_tables(tmp_
     page = write_report(write_results(tmp_path / "study"), bootstrap=50).read_text()
     assert page.index('id="aggregate"') < page.index('id="leaderboard"') < page.index('id="agreement"')
     assert "Aggregate rank: rank average of dit: fid, vit: test_loss" in page
+
+
+def test_a_screen_s_report_shows_its_divergences_and_never_ranks_its_scores(tmp_path: Path) -> None:
+    """vit's rows copied as a vit_screen study (erf(x + 2) diverges on every seed there as on
+    vit), arctan diverging on 2 of 3 screen seeds and tanh on 1: the headline names what it screened out and what it only warned of; no
+    plot ranks the screen's scores (no leaderboard, top curves or fit plot), its divergences
+    get their curves."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from funcsearch.search.store import ResultsStore, frame_table
+
+    frame = results_frame(search="screened")
+    screen = frame[frame["proxy"] == "vit"].copy()
+    screen["proxy"] = "vit_screen"
+    screen["trial_key"] = "screen-" + screen["trial_key"]
+    for name, seeds in (("arctan", (0, 1)), ("tanh", (2,))):
+        screen.loc[(screen["candidate"] == name) & screen["seed"].isin(seeds), "status"] = "diverged"
+    folder = tmp_path / "screened"
+    folder.mkdir()
+    pq.write_table(frame_table(pd.concat([frame, screen], ignore_index=True)), ResultsStore(folder).consolidated_path)
+    page = write_report(folder, bootstrap=0).read_text()
+    images = set(_images(page))
+    assert {"leaderboard_vit.png", "curves_top_vit.png", "curves_diverged_vit_screen.png"} <= images
+    assert not {"leaderboard_vit_screen.png", "curves_top_vit_screen.png", "fit_vs_test_vit_screen.png"} & images
+    assert ("below every other function in the aggregate: arctan (2 of 3 seeds), erf|translate=+2 (3 of 3 "
+            "seeds). 1 diverged on fewer than half (not screened out): tanh (1 of 3 seeds).") in page
+    assert "vit_screen is a stability screen: its scores are listed for reference, not ranked" in page
