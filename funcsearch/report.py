@@ -524,9 +524,11 @@ def _screen_headline(ctx: _Context, proxy: str) -> str:
         return ", ".join(f"{_e(c)} ({int(counts.loc[c, 'diverged'])} of {int(counts.loc[c, 'runs'])} seeds)"
                          for c in names)
 
-    text = (f"<li><b>{_e(proxy)}</b> (a stability screen: only its divergences count): of "
-            f"{len(counts)} functions, {len(out)} diverged on half or more of their seeds and rank "
-            "below every other function in the aggregate" + (f": {named(out)}" if out else "") + ".")
+    text = f"<li><b>{_e(proxy)}</b> (a stability screen: only its divergences count): "
+    if not out and not warned:
+        return text + f"none of its {len(counts)} functions diverged on any seed, so it demotes none.</li>"
+    text += (f"of {len(counts)} functions, {len(out)} diverged on half or more of their seeds and rank "
+             "below every other function in the aggregate" + (f": {named(out)}" if out else "") + ".")
     if warned:
         text += f" {len(warned)} diverged on fewer than half (not screened out): {named(warned)}."
     return text + "</li>"
