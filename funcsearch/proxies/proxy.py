@@ -70,7 +70,8 @@ class Proxy:
     """The proxy whose training runs this one's are, when it is that proxy's task with other
     defaults (``vit_screen``: ``vit``); None = its own. Trial keys hash the task, not the
     proxy's name, so a run stored under either name with the same resolved settings is reused
-    by the other (:mod:`funcsearch.search.keys`)."""
+    by the other (:mod:`funcsearch.search.keys`). Such a proxy reports its task's metrics (a
+    copied trial keeps its score)."""
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
