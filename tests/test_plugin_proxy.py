@@ -123,3 +123,22 @@ def test_an_unknown_metric_of_a_plugged_in_proxy_is_refused_at_its_line(tmp_path
     with pytest.raises(ConfigError, match=r"toy.yaml:8: early_stopping.gate.require.toyproxy.test_acc: "
                                           r"toyproxy reports no per-epoch metric 'test_acc'"):
         parse_search_config(text, "toy.yaml")
+
+
+def test_a_proxy_sharing_a_task_must_be_registered_after_it_and_report_its_metrics() -> None:
+    """A copied run of the task keeps its score, so a proxy that shares vit's runs reports vit's
+    metrics; one naming an unregistered task or other metrics is refused when registered."""
+    import dataclasses
+
+    from funcsearch.proxies.registry import PROXIES
+
+    hot = dataclasses.replace(PROXIES["vit"], name="vit_hot", task="vit")
+    try:
+        assert register_proxy(hot).task_name == "vit"
+    finally:
+        unregister_proxy("vit_hot")
+    with pytest.raises(ValueError, match="vit_fid: shares the runs of vit, so it must report vit's metrics"):
+        register_proxy(dataclasses.replace(PROXIES["dit"], name="vit_fid", task="vit"))
+    with pytest.raises(ValueError, match="its task 'nope' is not a registered proxy"):
+        register_proxy(dataclasses.replace(PROXIES["vit"], name="orphan", task="nope"))
+    assert not {"vit_fid", "orphan"} & set(PROXIES)

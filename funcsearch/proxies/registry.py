@@ -30,6 +30,13 @@ def register_proxy(proxy: Proxy, *, replace: bool = False) -> Proxy:
         raise TypeError(f"register_proxy needs a funcsearch.proxies.Proxy, got {type(proxy).__name__}")
     if proxy.name in PROXIES and not replace and PROXIES[proxy.name] is not proxy:
         raise ValueError(f"a proxy named {proxy.name!r} is already registered")
+    if proxy.task is not None:  # a copied run of the task keeps its score: the same metrics
+        task = PROXIES.get(proxy.task)
+        if task is None:
+            raise ValueError(f"proxy {proxy.name}: its task {proxy.task!r} is not a registered proxy")
+        if (task.metrics, task.primary_metric) != (proxy.metrics, proxy.primary_metric):
+            raise ValueError(f"proxy {proxy.name}: shares the runs of {task.name}, so it must report "
+                             f"{task.name}'s metrics and primary metric")
     PROXIES[proxy.name] = proxy
     return proxy
 
