@@ -76,6 +76,20 @@ def _diverged_matrix(rows: pd.DataFrame) -> pd.DataFrame:
     return flags.pivot_table(index="candidate", columns="seed", values="_diverged", aggfunc="max")
 
 
+def screen_verdicts(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each stability screen's verdict per function (1 = diverged on half or more of its
+    seeds, 0 = passed), for the screens of a study that also has ranked proxies (a study of
+    screens alone ranks them as proxies: no verdicts)."""
+    from funcsearch.proxies.registry import is_screen
+
+    everyone = sorted(set(frame["proxy"]))
+    screens = [p for p in everyone if is_screen(p)]
+    if len(screens) == len(everyone):
+        return {}
+    return {p: (_diverged_matrix(frame[frame["proxy"] == p]).mean(axis=1) >= 0.5).astype(float)
+            for p in screens}
+
+
 def _ranks(scores: np.ndarray, diverged: np.ndarray) -> np.ndarray:
     """Ranks (1 = best, ties averaged) of each function, from per-seed oriented scores of
     shape (..., functions, seeds); functions with half or more seeds diverged (or no score)
@@ -99,15 +113,9 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     frame = frame[frame["status"].isin(["ok", "diverged"])]
     if "stop_epoch" in frame:
         frame = frame[frame["stop_epoch"].isna()]
-    from funcsearch.proxies.registry import is_screen
-
-    everyone = sorted(set(frame["proxy"]))
-    screens = [p for p in everyone if is_screen(p)]
-    proxies = [p for p in everyone if p not in screens]
-    if not proxies:  # screens alone: ranked as proxies
-        proxies, screens = screens, []
+    verdicts = screen_verdicts(frame)  # a screen's verdict: 1 = diverged on half or more of its seeds
+    proxies = [p for p in sorted(set(frame["proxy"])) if p not in verdicts]  # screens alone: ranked
     fallbacks = {p: str(frame.loc[frame["proxy"] == p, "primary_metric"].iloc[0]) for p in proxies}
-    screen_failed = {p: _diverged_matrix(frame[frame["proxy"] == p]) for p in screens}
     per_proxy: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     notes = {}
     for proxy in proxies:
@@ -144,10 +152,6 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     arrays = {p: (s.to_numpy(float), d.to_numpy(float)) for p, (s, d) in per_proxy.items()}
     ranks = {p: spread(p, _ranks(*arrays[p])) for p in proxies}
     estimate = pd.Series(combine(ranks), index=functions)
-    verdicts = {}  # a screen's verdict: 1 = diverged on half or more of its seeds, 0 = passed, NaN = not run
-    for proxy in screens:
-        share = screen_failed[proxy].mean(axis=1)
-        verdicts[proxy] = (share >= 0.5).astype(float).where(share.notna())
     demoted = pd.Series(False, index=functions)
     for verdict in verdicts.values():
         demoted |= verdict.reindex(functions).eq(1.0)
@@ -179,6 +183,6 @@ def aggregate_ranking(frame: pd.DataFrame, rule: AggregateRule | None = None, *,
     table.insert(0, "aggregate_rank", table["_key"].rank(method="min").astype(int))
     table = table.drop(columns="_key")
     table.attrs["metrics"] = {p: fallbacks[p] if p in notes else rule.metric_of(p, fallbacks[p]) for p in proxies}
-    table.attrs["screens"] = screens
-    text = rule.describe(proxies, fallbacks, screens)
+    table.attrs["screens"] = list(verdicts)
+    text = rule.describe(proxies, fallbacks, list(verdicts))
     return table, text + (f" ({'; '.join(notes.values())})" if notes else "")

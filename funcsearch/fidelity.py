@@ -559,10 +559,16 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
     from funcsearch.references import load_reference
     from funcsearch.search.store import read_results
 
+    from funcsearch.aggregate import screen_verdicts
+
     frame = results if isinstance(results, pd.DataFrame) else read_results(Path(results))
     proxies = sorted(set(frame["proxy"])) if proxy is None else [proxy]
+    verdicts = screen_verdicts(frame)
     lines = []
     for each in proxies:
+        if each in verdicts:  # a screen is read for its divergences, never its scores
+            lines.append(_screen_line(frame, each, verdicts[each], reference))
+            continue
         names = (reference,) if reference is not None else declared_references(each)
         if not names:
             lines.append(f"Fidelity {each}: not measured (the proxy declares no full-scale reference).")
@@ -604,6 +610,29 @@ def fidelity_lines(results: str | Path | pd.DataFrame, reference: str | Path | N
             lines.append(f"Fidelity of the aggregate rank vs {Path(reference_set.source).name} ({report.sample}): "
                          f"Spearman {report.spearman.estimate:+.2f}{interval} over {report.n_shared} shared functions.")
     return lines
+
+
+def _screen_line(frame: pd.DataFrame, screen: str, verdict: pd.Series, reference: str | Path | None) -> str:
+    """A stability screen's sentence: which functions it failed, and, where a reference shares
+    them, how many of those train at full scale (false alarms)."""
+    from funcsearch.references import load_reference
+
+    out = sorted(str(c) for c in verdict[verdict == 1].index)
+    head = (f"Fidelity {screen}: a stability screen, read only for its divergences: {len(out)} of "
+            f"{len(verdict)} functions failed it (half their seeds or more diverged)"
+            + (f": {', '.join(out)}" if out else ""))
+    reasons = []
+    for name in (reference,) if reference is not None else declared_references(screen):
+        reference_set = load_reference(name)
+        try:
+            report = measure_fidelity(frame, reference_set, proxy=screen)
+        except ValueError as exc:
+            reasons.append(f"{Path(reference_set.source).name}: {exc}")
+            continue
+        return (f"{head}; vs {Path(reference_set.source).name} ({report.sample}), over {report.n_shared} "
+                f"shared functions: {report.proxy_failures} failed it, {report.false_alarms} of them "
+                "false alarms (they train at full scale).")
+    return head + (f"; not compared with a full-scale reference here ({'; '.join(reasons)})." if reasons else ".")
 
 
 def fidelity_of_results(results: str | Path, reference: str | Path | None = None, *,

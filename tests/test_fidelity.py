@@ -355,3 +355,23 @@ def test_compare_with_a_reference_measures_each_sides_aggregate_too(tmp_path: Pa
     assert "## aggregate rank (each side's declared rule)" in comparison.render("md")
     alone = compare_results(a, b, proxy="vit", reference=_reference(tmp_path))
     assert set(alone.fidelity) == {"vit"}  # one proxy chosen: no aggregate
+
+
+def test_a_screen_s_fidelity_line_reads_its_divergences_not_its_scores() -> None:
+    """vit's fixture rows copied as a vit_screen study in which tanh diverges on 2 of 3 seeds
+    (and erf(x + 2), as on vit, on all): the line names what failed the screen and counts its
+    false alarms against the paper tables (tanh trains at full scale), with no Spearman."""
+    from fixtures.results_fixture import results_frame
+    from funcsearch.fidelity import fidelity_lines
+
+    frame = results_frame()
+    screen = frame[frame["proxy"] == "vit"].copy()
+    screen["proxy"], screen["trial_key"] = "vit_screen", "screen-" + screen["trial_key"]
+    screen.loc[(screen["candidate"] == "tanh") & screen["seed"].isin([0, 1]), "status"] = "diverged"
+    lines = [line for line in fidelity_lines(pd.concat([frame, screen], ignore_index=True))
+             if line.startswith("Fidelity vit_screen")]
+    assert len(lines) == 1 and "Spearman" not in lines[0]
+    assert lines[0].startswith("Fidelity vit_screen: a stability screen, read only for its divergences: "
+                               "2 of 6 functions failed it (half their seeds or more diverged): "
+                               "erf|translate=+2, tanh; vs paper_property_tables.csv"), lines[0]
+    assert "2 failed it, 1 of them false alarms (they train at full scale)." in lines[0], lines[0]
