@@ -243,6 +243,17 @@ def test_adaln_zero_init_is_a_recorded_option() -> None:
     assert result.config["adaln_zero_init"] is False
 
 
+def test_adaln_zero_init_norms_only_is_the_papers_rule() -> None:
+    """Zero-initialised for a LayerNorm model, not for a point-wise one (Derf paper, DiT)."""
+    config = DiTConfig.from_overrides({"depth": 1, "adaln_zero_init": "norms_only"})
+    for function, zero in ((LAYERNORM, True), (ERF, False)):
+        model = DiT(config, 1, (8, 8), 10, norm_factory(function, config))
+        for layer in (model.blocks[0].adaLN_modulation[-1], model.final_layer.adaLN_modulation[-1]):
+            assert bool(torch.all(layer.weight == 0)) is zero
+    with pytest.raises(ConfigError, match="adaln_zero_init"):
+        DiTConfig.from_overrides({"adaln_zero_init": "sometimes"})
+
+
 # --------------------------------------------------------------------------- FID pieces
 def test_frechet_distance_is_zero_for_equal_statistics_and_grows_with_the_gap() -> None:
     rng = np.random.default_rng(0)

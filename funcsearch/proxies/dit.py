@@ -8,7 +8,9 @@ MLP. The model predicts the DDPM noise ``eps`` and is trained with MSE.
 
 Every norm site comes from the ``norm`` factory (``affine=norm_affine``, off as in DiT).
 ``adaln_zero_init`` (recorded in the config of every run) zero-initialises the adaLN
-modulation as DiT does; the Derf paper removed it for point-wise models.
+modulation as DiT does (``true``), never (``false``), or by the Derf paper's rule
+(``norms_only``: kept for LayerNorm / RMSNorm models, removed for point-wise ones, which it
+hurt at full scale).
 
 Metrics:
 - per epoch: ``heldout_loss``, the noise MSE on the test split with noise and timesteps
@@ -22,6 +24,7 @@ Metrics:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +32,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from funcsearch.errors import ConfigError
+from funcsearch.layers.pointwise import PointwiseNorm
 from funcsearch.proxies.config import TrainConfig
 from funcsearch.proxies.data import ImageDataset, load_dataset
 from funcsearch.metrics import Metric
@@ -55,7 +59,10 @@ class DiTConfig(TrainConfig):
     heads: int = Field(4, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
     norm_affine: bool = Field(False, description="learnable gamma/beta in the norms (off in DiT)")
-    adaln_zero_init: bool = Field(True, description="zero-init the adaLN modulation (DiT's choice)")
+    adaln_zero_init: bool | Literal["norms_only"] = Field(
+        True, description="zero-init the adaLN modulation: true (DiT's choice), false, or "
+        "norms_only (the Derf paper's rule: only for LayerNorm / RMSNorm models)"
+    )
     zero_init_output: bool = Field(True, description="zero-init the final linear layer")
     diffusion_steps: int = Field(1000, ge=2)
     beta_start: float = Field(1e-4, gt=0, lt=1)
@@ -77,6 +84,13 @@ class DiTConfig(TrainConfig):
 
 
 # --------------------------------------------------------------------------- model
+def _zero_init_adaln(rule: bool | str, norm: nn.Module) -> bool:
+    """Whether a model whose norm sites are like ``norm`` zero-initialises its adaLN."""
+    if rule == "norms_only":
+        return not isinstance(norm, PointwiseNorm)
+    return bool(rule)
+
+
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
@@ -176,7 +190,7 @@ class DiT(nn.Module):
         nn.init.normal_(self.y_embedder.weight, std=0.02)
         for layer in (self.t_embedder.mlp[0], self.t_embedder.mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
-        if config.adaln_zero_init:
+        if _zero_init_adaln(config.adaln_zero_init, self.final_layer.norm_final):
             for block in [*self.blocks, self.final_layer]:
                 nn.init.zeros_(block.adaLN_modulation[-1].weight)
                 nn.init.zeros_(block.adaLN_modulation[-1].bias)
