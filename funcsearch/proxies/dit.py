@@ -7,10 +7,13 @@ modulates its (replaced) norms with shift / scale / gate vectors regressed from 
 MLP. The model predicts the DDPM noise ``eps`` and is trained with MSE.
 
 Every norm site comes from the ``norm`` factory (``affine=norm_affine``, off as in DiT).
-``adaln_zero_init`` (recorded in the config of every run) zero-initialises the adaLN
-modulation as DiT does (``true``), never (``false``), or by the Derf paper's rule
-(``norms_only``: kept for LayerNorm / RMSNorm models, removed for point-wise ones, which it
-hurt at full scale).
+The recipe follows the Derf paper's DiT protocol where the proxy can: ``adaln_zero_init``
+(recorded in the config of every run) zero-initialises the adaLN modulation by the paper's
+rule by default (``norms_only``: kept for LayerNorm / RMSNorm models, removed for point-wise
+ones, which it hurt at full scale), or always as DiT does (``true``), or never (``false``);
+and gradients are not clipped (``grad_clip: null``), as in the paper's DiT recipe. Both are
+the defaults since 2026-12-01 (docs/calibration.md, tenth round); earlier studies pin
+``adaln_zero_init: true, grad_clip: 1.0``.
 
 Metrics:
 - per epoch: ``heldout_loss``, the noise MSE on the test split with noise and timesteps
@@ -60,8 +63,11 @@ class DiTConfig(TrainConfig):
     mlp_ratio: float = Field(4.0, gt=0)
     norm_affine: bool = Field(False, description="learnable gamma/beta in the norms (off in DiT)")
     adaln_zero_init: bool | Literal["norms_only"] = Field(
-        True, description="zero-init the adaLN modulation: true (DiT's choice), false, or "
-        "norms_only (the Derf paper's rule: only for LayerNorm / RMSNorm models)"
+        "norms_only", description="zero-init the adaLN modulation: norms_only (the Derf paper's "
+        "rule: only for LayerNorm / RMSNorm models), true (DiT's choice, for every model) or false"
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, description="max global grad norm; null = off (the paper's DiT recipe does not clip)"
     )
     zero_init_output: bool = Field(True, description="zero-init the final linear layer")
     diffusion_steps: int = Field(1000, ge=2)
