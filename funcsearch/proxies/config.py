@@ -88,9 +88,14 @@ class TrainConfig(BaseModel):
         try:
             return cls(**overrides)
         except ValidationError as error:
-            first = error.errors()[0]
+            errors = error.errors()
+            first = errors[0]
             key = ".".join(str(p) for p in first["loc"]) or None
             message = first["msg"].removeprefix("Value error, ")
+            branches = [e for e in errors if len(e["loc"]) == 2 and e["loc"][0] == first["loc"][0]]
+            if len(branches) > 1:  # a union (``bool | Literal[...]``): say every form it takes
+                key = str(first["loc"][0])
+                message = "; or ".join(dict.fromkeys(e["msg"] for e in branches))
             raise ConfigError(f"{message} (got {first.get('input')!r})" if key else message,
                               file=source, field=key) from None
 
