@@ -16,7 +16,8 @@ The language (documented for users in README.md):
   :data:`MAX_INTEGER` (``10**100``: canonical fractions such as ``1234567*x/10000000``
   write exact decimals with integers); the variable ``x``, the constants ``pi``, ``e``;
 - ``+ - * / **`` and unary minus; ``^`` is read as ``**`` (math notation);
-- functions: see :data:`FUNCTIONS` (``clip(f, lo, hi)``, ``min``/``max`` of 2+ arguments,
+- functions: see :data:`FUNCTIONS` (``clip(f, lo, hi)``, ``min``/``max`` of 2 to
+  :data:`MAX_COMPARED` arguments, nested ``min``/``max`` of the same kind counted together,
   ``where(condition, a, b)`` with comparisons ``< <= > >=`` joined by ``and``/``or``;
   ``piecewise`` is an alias of ``where``);
 - limits on the text: :data:`MAX_LENGTH` characters, :data:`MAX_BRACKETS` nested brackets,
@@ -58,6 +59,9 @@ MAX_DEPTH = 64
 MAX_BRACKETS = 40
 MAX_NODES = 400
 MAX_EXPONENT = 16
+MAX_COMPARED = 8
+"""Most arguments of one ``min``/``max`` (after sympy flattens ``max(max(a, b), c)``): sympy
+compares every pair symbolically, so 40 arguments took 6-20 s to build; 8 take under 1 s."""
 MAX_LITERAL = 1e6
 """Largest size of a decimal literal (``1e6``; ``1e9*x`` is refused)."""
 MAX_INTEGER = 10**100
@@ -654,6 +658,11 @@ class _Builder:
             wanted = f"{low}" if low == high else f"at least {low}"
             raise _Reject(f"{name}() takes {wanted} argument(s), got {count}", node)
         args = [self.build(arg) for arg in node.args]
+        if builder in (sp.Min, sp.Max):
+            compared = sum(len(a.args) if isinstance(a, builder) else 1 for a in args)
+            if compared > MAX_COMPARED:
+                raise _Reject(f"{name}() compares at most {MAX_COMPARED} arguments (nested {name}() "
+                              f"counted together), got {compared}", node)
         return builder(*args)
 
     def _condition(self, node: ast.AST) -> sp.Basic:

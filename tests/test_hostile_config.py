@@ -79,7 +79,7 @@ CONFIG_CASES = [
 ]
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize(("label", "text", "expected"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_a_bad_search_config_is_one_line_at_its_place(tmp_path: Path, label: str, text: str,
                                                       expected: str) -> None:
@@ -106,7 +106,7 @@ FLAG_CASES = [
 ]
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize(("args", "expected"), FLAG_CASES, ids=[" ".join(a[4:]) or a[2] for a, _ in FLAG_CASES])
 def test_a_bad_flag_is_one_line_naming_it(args: list[str], expected: str) -> None:
     code, out, err = cli(*args)
@@ -114,7 +114,7 @@ def test_a_bad_flag_is_one_line_naming_it(args: list[str], expected: str) -> Non
     assert expected in one_error_line(err)
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(120)
 def test_an_output_that_is_a_file_or_read_only_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "h.yaml"
     config.write_text(VALID)
@@ -141,7 +141,7 @@ def _store(folder: Path) -> None:
     store.write_plan([{"trial_key": "k1", "candidate": "c", "is_baseline": False}])
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("damage", ["plan not json", "plan not a list", "foreign table", "truncated table"])
 def test_a_damaged_results_folder_is_one_line_naming_the_file(tmp_path: Path, damage: str) -> None:
     folder = tmp_path / "study"
@@ -162,7 +162,7 @@ def test_a_damaged_results_folder_is_one_line_naming_the_file(tmp_path: Path, da
     assert code == 2 and str(folder) in line
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)
 def test_one_corrupt_study_does_not_hide_the_others(tmp_path: Path) -> None:
     from fixtures.results_fixture import write_results
 

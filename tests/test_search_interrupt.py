@@ -54,10 +54,9 @@ def test_a_signal_during_a_search_exits_cleanly_and_a_rerun_loses_nothing(
 def test_a_dead_ray_address_fails_in_seconds_with_one_line(tmp_path: Path, address: str) -> None:
     path = tmp_path / "t.yaml"
     path.write_text(f"name: t\noutput: {tmp_path / 'results'}\n{BODY}")
-    start = time.monotonic()
+    # the connection is refused at once; timeout= is the hang guard (TimeoutExpired fails the test)
     done = subprocess.run([sys.executable, "-m", "funcsearch.cli", "search", str(path), "--address", address],
                           capture_output=True, text=True, timeout=120)
-    assert time.monotonic() - start < 60  # the connection itself is refused at once; the rest is imports
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --address: cannot connect to Ray at {address}")
