@@ -531,16 +531,19 @@ def aggregate_fidelity(trials: pd.DataFrame, reference: ReferenceSet, rule: Any 
 
 def aggregate_rows(trials: pd.DataFrame, rule: Any = None) -> pd.DataFrame:
     """The declared aggregate ranking as trial-like rows of a proxy named ``aggregate`` (one
-    row per function, score = minus its aggregate rank: its mean rank, below every function
-    that passed the screens when a screen failed it), so that every fidelity measure reads it
-    as it reads one proxy."""
+    row per function, score = minus its aggregate rank: its mean rank), so that every fidelity
+    measure reads it as it reads one proxy. A function a screen failed is a failure of the
+    aggregate (status ``diverged``): it ranks below every function that passed, as in the
+    leaderboard, and counts among the proxy failures and false alarms, as a screen's verdict
+    should."""
     from funcsearch.aggregate import aggregate_ranking
 
     table, _ = aggregate_ranking(trials, rule, bootstrap=0)
     first = trials.drop_duplicates("candidate").set_index("candidate")
     names = table["candidate"]
+    status = np.where(table["screened_out"].astype(bool), "diverged", "ok")
     return pd.DataFrame({
-        "candidate": names.to_numpy(), "proxy": "aggregate", "seed": 0, "status": "ok",
+        "candidate": names.to_numpy(), "proxy": "aggregate", "seed": 0, "status": status,
         "score": -table["aggregate_rank"].to_numpy(float), "higher_is_better": True,
         "primary_metric": "aggregate rank",
         "expression": first["expression"].reindex(names).to_numpy(),

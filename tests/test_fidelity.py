@@ -375,3 +375,27 @@ def test_a_screen_s_fidelity_line_reads_its_divergences_not_its_scores() -> None
                                "2 of 6 functions failed it (half their seeds or more diverged): "
                                "erf|translate=+2, tanh; vs paper_property_tables.csv"), lines[0]
     assert "2 failed it, 1 of them false alarms (they train at full scale)." in lines[0], lines[0]
+
+
+def test_what_a_screen_fails_is_a_failure_of_the_aggregate_rank() -> None:
+    """The aggregate puts a function the screen failed below every other; its fidelity counts it
+    as the aggregate's failure too (before, every aggregate row was 'ok' and the report said
+    0 proxy failures whatever the screen did): tanh fails the screen and trains at full scale,
+    so it is one failure and one false alarm."""
+    from fixtures.results_fixture import results_frame
+    from funcsearch.fidelity import aggregate_fidelity, aggregate_rows
+    from funcsearch.references import PAPER_REFERENCE
+
+    frame = results_frame()
+    screen = frame[frame["proxy"] == "vit"].copy()
+    screen["proxy"], screen["trial_key"] = "vit_screen", "screen-" + screen["trial_key"]
+    screen["status"] = "ok"
+    screen.loc[(screen["candidate"] == "tanh") & screen["seed"].isin([0, 1]), "status"] = "diverged"
+    both = pd.concat([frame, screen], ignore_index=True)
+    rows = aggregate_rows(both).set_index("candidate")
+    assert rows.loc["tanh", "status"] == "diverged" and (rows.drop(index="tanh")["status"] == "ok").all()
+    report = aggregate_fidelity(both, load_reference(PAPER_REFERENCE))
+    assert report.proxy_failures == 1 and report.false_alarms == 1
+    assert "| proxy failures that diverged at full scale too | 0/1 |" in report.to_markdown()
+    plain = aggregate_fidelity(frame, load_reference(PAPER_REFERENCE))
+    assert plain.proxy_failures == 0  # no screen: the aggregate fails nothing
