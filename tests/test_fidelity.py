@@ -399,3 +399,22 @@ def test_what_a_screen_fails_is_a_failure_of_the_aggregate_rank() -> None:
     assert "| proxy failures that diverged at full scale too | 0/1 |" in report.to_markdown()
     plain = aggregate_fidelity(frame, load_reference(PAPER_REFERENCE))
     assert plain.proxy_failures == 0  # no screen: the aggregate fails nothing
+
+
+def test_fidelity_by_epoch_ends_where_the_fidelity_report_does() -> None:
+    """benchmarks/fidelity_by_epoch.py on the committed paper_search: where the halving metric is
+    the primary one (vit's test_loss, lm's val_bpc) the last epoch's ranking is the final one, so
+    its Spearman is the fidelity report's; a screen is not ranked."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("fidelity_by_epoch", root / "benchmarks" / "fidelity_by_epoch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.fidelity_by_epoch(root / "results" / "paper_search", "paper_search_vit_b.csv")
+    assert set(table["proxy"]) == {"vit", "dit", "lm"}
+    for proxy, epochs in (("vit", 28), ("lm", 10)):
+        block = table[table["proxy"] == proxy]
+        assert list(block["epoch"]) == list(range(1, epochs + 1))
+        assert block["spearman"].iloc[-1] == pytest.approx(block["final_primary"].iloc[0])
+        assert block["spearman"].nunique() > 1  # the ranking moves during training
