@@ -533,9 +533,9 @@ def aggregate_rows(trials: pd.DataFrame, rule: Any = None) -> pd.DataFrame:
     """The declared aggregate ranking as trial-like rows of a proxy named ``aggregate`` (one
     row per function, score = minus its aggregate rank: its mean rank), so that every fidelity
     measure reads it as it reads one proxy. A function a screen failed is a failure of the
-    aggregate (status ``diverged``): it ranks below every function that passed, as in the
-    leaderboard, and counts among the proxy failures and false alarms, as a screen's verdict
-    should."""
+    aggregate (status ``diverged``): below every function that passed, as in the leaderboard,
+    but tied there with the others the screens failed (as every proxy's failures are), and
+    counted among the proxy failures and false alarms, as a screen's verdict should be."""
     from funcsearch.aggregate import aggregate_ranking
 
     table, _ = aggregate_ranking(trials, rule, bootstrap=0)
