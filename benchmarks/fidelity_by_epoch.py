@@ -26,16 +26,16 @@ from funcsearch.references import load_reference
 from funcsearch.search.store import read_results
 
 
-def at_epoch(frame: pd.DataFrame, metric: str, epoch: int) -> pd.DataFrame:
+def curves_by_epoch(frame: pd.DataFrame) -> list[dict[int, dict]]:
+    """Each trial's curve as epoch -> entry, parsed once (an empty dict where none was stored)."""
+    return [{int(e["epoch"]): e for e in json.loads(c)} if isinstance(c, str) else {} for c in frame["curve"]]
+
+
+def at_epoch(frame: pd.DataFrame, curves: list[dict[int, dict]], metric: str, epoch: int) -> pd.DataFrame:
     """The proxy's trials with ``score`` replaced by ``metric`` at ``epoch`` of each curve (NaN
     where a curve stops earlier: a diverged trial keeps its status and fails the function)."""
     out = frame.copy()
-    values = []
-    for curve in out["curve"]:
-        entries = {int(e["epoch"]): e for e in (json.loads(curve) if isinstance(curve, str) else [])}
-        values.append(float(entries[epoch][metric]) if epoch in entries and metric in entries[epoch]
-                      else float("nan"))
-    out["score"] = values
+    out["score"] = [float(c[epoch][metric]) if metric in c.get(epoch, {}) else float("nan") for c in curves]
     out["primary_metric"] = metric
     out["higher_is_better"] = declared_metric(str(frame["proxy"].iloc[0]), metric).higher_is_better
     return out
@@ -55,7 +55,8 @@ def fidelity_by_epoch(folder: Path, reference: str | None = None) -> pd.DataFram
             continue  # a screen is read for its divergences only
         trials = frame[frame["proxy"] == proxy]
         metric = get_proxy(proxy).halving_metric
-        epochs = sorted({int(e["epoch"]) for c in trials["curve"] if isinstance(c, str) for e in json.loads(c)})
+        curves = curves_by_epoch(trials)
+        epochs = sorted(set().union(*curves))
         for name in (reference,) if reference else declared_references(proxy):
             ref = load_reference(name)
             try:
@@ -63,7 +64,7 @@ def fidelity_by_epoch(folder: Path, reference: str | None = None) -> pd.DataFram
             except ValueError:
                 continue
             for epoch in epochs:
-                report = measure_fidelity(at_epoch(trials, metric, epoch), ref, proxy=proxy, bootstrap=0)
+                report = measure_fidelity(at_epoch(trials, curves, metric, epoch), ref, proxy=proxy, bootstrap=0)
                 rows.append({"proxy": proxy, "reference": Path(ref.source).stem, "metric": metric,
                              "epoch": epoch, "of": epochs[-1], "spearman": report.spearman.estimate,
                              "final_primary": final, "n": report.n_shared})
