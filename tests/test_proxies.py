@@ -346,7 +346,9 @@ def test_a_run_continued_from_its_early_stop_checkpoint_equals_an_uninterrupted_
     """Successive halving promotes a trial by continuing it, not by retraining from epoch 0."""
     overrides = {**PROXIES[proxy].smoke, "epochs": 4}
     if proxy == "vit":
-        overrides.update(drop_path=0.1, dropout=0.1)  # the global RNG must be restored too
+        # the global RNG must be restored too (drop path, dropout), and the trial's generator
+        # (mixup, cutmix, random erasing)
+        overrides.update(drop_path=0.1, dropout=0.1, mixup=0.8, cutmix=1.0, random_erase=0.25)
     full = run_trial(TrialSpec(proxy=proxy, function=ERF, seed=5, overrides=overrides))
     checkpoint = tmp_path / "trial.pt"
     spec = TrialSpec(proxy=proxy, function=ERF, seed=5, overrides=overrides, checkpoint=str(checkpoint))
@@ -358,6 +360,28 @@ def test_a_run_continued_from_its_early_stop_checkpoint_equals_an_uninterrupted_
     assert continued.details["steps"] == full.details["steps"]
     assert continued.details["regime"] == full.details["regime"]
     assert not checkpoint.exists()  # a finished trial keeps no state
+
+
+def test_mixup_and_cutmix_mix_targets_by_what_they_mix_in() -> None:
+    """The paper's ViT regularization: each mixed target is a distribution whose weight on the
+    reversed batch's label is the share of that image mixed in (cutmix: the pasted area)."""
+    from funcsearch.proxies.vit import mix_batch, random_erase
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.arange(4 * 64, dtype=torch.float32).reshape(4, 1, 8, 8)
+    labels = torch.tensor([0, 1, 2, 3])
+    for _ in range(20):
+        mixed, targets = mix_batch(images, labels, 10, 0.0, 1.0, generator)  # cutmix alone
+        torch.testing.assert_close(targets.sum(dim=1), torch.ones(4))
+        pasted = (mixed != images).float().mean(dim=(1, 2, 3))  # every pixel differs between images
+        torch.testing.assert_close(targets[torch.arange(4), labels.flip(0)], pasted)
+        mixed, targets = mix_batch(images, labels, 10, 0.8, 0.0, generator)  # mixup alone
+        lam = float(targets[0, 0])
+        torch.testing.assert_close(mixed, lam * images + (1 - lam) * images.flip(0))
+    assert torch.equal(random_erase(images, 0.0, generator), images)
+    erased = random_erase(images, 1.0, generator)
+    changed = (erased != images).float().mean(dim=(1, 2, 3))
+    assert bool(((changed > 0) & (changed <= 1 / 3 + 1e-6)).all())  # one box, at most a third
 
 
 def test_the_vit_declares_the_embedded_test_split_it_really_has() -> None:

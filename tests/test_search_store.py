@@ -108,6 +108,10 @@ def test_a_setting_added_later_keys_a_trial_only_away_from_the_value_earlier_tri
     assert trial_key(**base, resolved_config={"epochs": 3, "alpha_gain": 2.0}) != old
     assert trial_key(**base, resolved_config={"epochs": 3, "pool": "mean"}) == old  # vit's pooling
     assert trial_key(**base, resolved_config={"epochs": 3, "pool": "cls"}) != old
+    off = {"mixup": 0.0, "cutmix": 0.0, "random_erase": 0.0}  # vit's mixing and erasing, off
+    assert trial_key(**base, resolved_config={"epochs": 3, **off}) == old
+    for setting in off:
+        assert trial_key(**base, resolved_config={"epochs": 3, **off, setting: 0.25}) != old
 
 
 def test_only_expressions_with_a_root_record_the_root_gradient_rule(tmp_path: Path) -> None:
