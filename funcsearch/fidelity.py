@@ -56,9 +56,14 @@ class Interval:
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 
+STUDY_COLUMNS = ("study", "n", "Spearman in the study", "reference bad (diverged or worst)", "caught", "missed",
+                 "false alarms", "reproduced")
+"""The per-study table's columns, in the order ``StudyPattern.cells`` fills them."""
+
+
 @dataclass(frozen=True)
 class StudyPattern:
-    """Whether a proxy reproduces one study's failure pattern."""
+    """Whether a proxy reproduces one study's failure pattern, and how it orders the study."""
 
     study: str
     n: int
@@ -66,10 +71,19 @@ class StudyPattern:
     caught: list[str]
     missed: list[str]
     false_alarms: list[str]
+    spearman: float = float("nan")
+    """Spearman of the proxy's seed means with the reference within this study (failures tied
+    last on both sides): the pattern says whether the worst are found, this how the rest is ordered."""
 
     @property
     def reproduced(self) -> bool:
         return not self.missed and not self.false_alarms
+
+    def cells(self) -> list[str]:
+        """One row of the per-study table (``STUDY_COLUMNS``)."""
+        return [self.study, str(self.n), "-" if math.isnan(self.spearman) else f"{self.spearman:+.2f}",
+                str(len(self.reference_bad)), str(len(self.caught)), ", ".join(self.missed) or "-",
+                ", ".join(self.false_alarms) or "-", "yes" if self.reproduced else "no"]
 
 
 @dataclass(frozen=True)
@@ -189,15 +203,11 @@ class FidelityReport:
             "| --- | --- |",
             *(f"| {label} | {value} |" for label, value in self.measure_rows()),
             "",
-            "| study | n | reference bad (diverged or worst) | caught | missed | false alarms | reproduced |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| " + " | ".join(STUDY_COLUMNS) + " |",
+            "|" + " --- |" * len(STUDY_COLUMNS),
         ]
-        for p in self.patterns:
-            lines.append(
-                f"| {p.study} | {p.n} | {len(p.reference_bad)} | {len(p.caught)} | "
-                f"{_cell(p.missed)} | {_cell(p.false_alarms)} | "
-                f"{'yes' if p.reproduced else 'no'} |"
-            )
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in p.cells()) + " |"  # names like erf|clip=1
+                  for p in self.patterns]
         lines += ["", "A proxy failure = at least half the seeds diverged. A study's pattern is counted "
                   "when the search ran at least half of its functions. Bootstrap intervals resample "
                   "functions and seeds together; with few of either they are wide."]
@@ -207,11 +217,6 @@ class FidelityReport:
         out = self.summary()
         out["patterns"] = [asdict(p) | {"reproduced": p.reproduced} for p in self.patterns]
         return out
-
-
-def _cell(names: Sequence[str]) -> str:
-    """Names for one Markdown cell: comma-separated, with | escaped (names like erf|clip=1)."""
-    return ", ".join(n.replace("|", "\\|") for n in names) or "-"
 
 
 def _agreement(value: float) -> str:
@@ -413,6 +418,7 @@ def measure_fidelity(
                 study=study, n=len(members), reference_bad=[names[i] for i in bad],
                 caught=[names[i] for i in caught], missed=[names[i] for i in bad if i not in caught],
                 false_alarms=[names[i] for i in false_alarms],
+                spearman=_correlations(values[members], ref_values[members])[0],
             ))
         return out
 

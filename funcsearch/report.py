@@ -454,6 +454,8 @@ def _pm(mean: object, std: object) -> str:
 
 def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
     """HTML of fidelity reports: the same figures as ``FidelityReport.to_markdown``."""
+    from funcsearch.fidelity import STUDY_COLUMNS
+
     parts = []
     for r in reports:
         parts += [f"<h3>Fidelity of {_e(r.subject())}"
@@ -461,10 +463,7 @@ def fidelity_html(reports: Sequence[FidelityReport], source: str = "") -> str:
                   f"<p>Studies: {_e(', '.join(r.studies))}. Shared functions: {r.n_shared}; "
                   f"seeds: {r.n_seeds}.</p>",
                   _table(["measure", "value"], [list(row) for row in r.measure_rows()]),
-                  _table(["study", "n", "reference bad (diverged or worst)", "caught", "missed", "false alarms", "reproduced"],
-                         [[p.study, str(p.n), str(len(p.reference_bad)), str(len(p.caught)),
-                           ", ".join(p.missed) or "-", ", ".join(p.false_alarms) or "-",
-                           "yes" if p.reproduced else "no"] for p in r.patterns],
+                  _table(list(STUDY_COLUMNS), [p.cells() for p in r.patterns],
                          ["" if p.reproduced else "weak" for p in r.patterns])]
         if r.table is not None and len(r.table):
             t = r.table

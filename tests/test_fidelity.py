@@ -67,6 +67,15 @@ def test_fidelity_matches_a_hand_computed_case(tmp_path: Path) -> None:
     # proxy's worst of the two as well
     assert by_study["s1"].reference_bad == ["tanh(x)"] and by_study["s1"].reproduced  # B
     assert "Spearman" in report.to_markdown()
+    # within each study the proxy orders its two functions as the reference does (C above the
+    # failed D); turned round in s1 (B above A), that study's Spearman is -1 and s2's stays +1
+    assert (by_study["s1"].spearman, by_study["s2"].spearman) == pytest.approx((1.0, 1.0))
+    trials = _trials()
+    trials.loc[trials["expression"] == "tanh(x)", "score"] += 0.1
+    turned = {p.study: p for p in measure_fidelity(trials, load_reference(_reference(tmp_path)),
+                                                   proxy="vit", top_k=2).patterns}
+    assert (turned["s1"].spearman, turned["s2"].spearman) == pytest.approx((-1.0, 1.0))
+    assert turned["s1"].cells()[2] == "-1.00"
 
 
 def test_false_alarm_is_counted_when_the_proxy_fails_a_working_function(tmp_path: Path) -> None:
@@ -90,7 +99,7 @@ def test_markdown_escapes_pipes_in_names_and_says_when_agreement_is_undefined(tm
     text = report.to_markdown()
     assert "| failure agreement | n/a (no failures on either side) |" in text
     row = next(line for line in text.splitlines() if line.startswith("| s2 |"))
-    assert "D\\|t=+2" in row and row.replace("\\|", "").count("|") == 8  # 7 cells
+    assert "D\\|t=+2" in row and row.replace("\\|", "").count("|") == 9  # 8 cells
 
 
 def test_lower_is_better_metrics_are_negated(tmp_path: Path) -> None:
