@@ -427,3 +427,35 @@ def test_fidelity_by_epoch_ends_where_the_fidelity_report_does() -> None:
         assert list(block["epoch"]) == list(range(1, epochs + 1))
         assert block["spearman"].iloc[-1] == pytest.approx(block["final_primary"].iloc[0])
         assert block["spearman"].nunique() > 1  # the ranking moves during training
+
+
+def test_gain_confound_measures_the_gain_stein_s_lemma_gives_and_agrees_with_the_fidelity_report() -> None:
+    """benchmarks/gain_confound.py: the Gaussian gain of erf at sigma is (2/sqrt(pi)) /
+    sqrt(1 + 2 sigma^2) (Stein's lemma), of x exactly 1, of a function and its negation opposite;
+    on the committed paper_search its proxy~reference Spearman is the fidelity report's over the
+    same working functions, and the partial Spearman holds the gain fixed."""
+    import importlib.util
+    import math
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("gain_confound", root / "benchmarks" / "gain_confound.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for sigma in (0.5, 1.0, 2.0):
+        assert module.gaussian_gain("erf(x)", sigma) == pytest.approx(2 / math.sqrt(math.pi) / math.sqrt(1 + 2 * sigma**2))
+        assert module.gaussian_gain("x", sigma) == pytest.approx(1.0)
+        assert module.gaussian_gain("-tanh(x)", sigma) == pytest.approx(-module.gaussian_gain("tanh(x)", sigma))
+    rng = np.random.default_rng(0)
+    x, z = rng.normal(size=200), rng.normal(size=200)
+    assert module.partial_spearman(x + z, x - z, z) > 0.9  # what x and y share once z is held fixed
+    table = module.gain_table(root / "results" / "paper_search", "paper_search_dit_b4.csv")
+    row = table.set_index("proxy").loc["dit"]
+    assert row["n"] == 8  # the 8 released functions; LayerNorm has no expression and so no gain
+    report = measure_fidelity(module.read_results(root / "results" / "paper_search"),
+                              load_reference("paper_search_dit_b4.csv"), proxy="dit", bootstrap=0)
+    working = report.table[report.table["name"] != "layernorm"]
+    from scipy import stats
+    assert row["proxy~reference"] == pytest.approx(
+        stats.spearmanr(working["proxy_mean"], -working["reference"]).statistic)
