@@ -9,6 +9,11 @@ less like full scale, so it is not the default (docs/calibration.md, seventh rou
 Every norm site comes from the ``norm`` factory the trial passes in, so LayerNorm, RMSNorm
 and any point-wise candidate drop in unchanged.
 
+The Derf paper trains ViT-B with DeiT's regularization (label smoothing, mixup, cutmix, random
+erasing, drop path, RandAugment); vit has every one as a knob, all off by default, and the
+preset ``vit_paper_regularization`` turns them on. Measured in sample, it did not move vit
+towards full scale (docs/calibration.md, thirteenth round), so the defaults stay as they were.
+
 Metrics (``test_acc`` is a fraction in [0, 1]):
 - per epoch: ``test_acc``, ``test_loss`` (plain cross-entropy on the test split);
 - at the end: ``train_eval_loss``, the evaluation-mode training loss (PAPER_METHODS.md
