@@ -365,7 +365,7 @@ def test_a_run_continued_from_its_early_stop_checkpoint_equals_an_uninterrupted_
 def test_mixup_and_cutmix_mix_targets_by_what_they_mix_in() -> None:
     """The paper's ViT regularization: each mixed target is a distribution whose weight on the
     reversed batch's label is the share of that image mixed in (cutmix: the pasted area)."""
-    from funcsearch.proxies.vit import mix_batch, random_erase
+    from funcsearch.proxies.augment import mix_batch, random_erase
 
     generator = torch.Generator().manual_seed(0)
     images = torch.arange(4 * 64, dtype=torch.float32).reshape(4, 1, 8, 8)
