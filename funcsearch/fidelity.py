@@ -10,6 +10,8 @@ the trials run with the reference's learnable shift s when the reference states 
   proxy's k best;
 - failure agreement: each reference failure must be a proxy failure or among the proxy's
   worst; each proxy failure must be a reference failure (else it is a false alarm);
+- per study, how well the proxy's ranking separates the reference's bad set from the rest
+  (the share of bad-other pairs it orders the same way: 1 = all below, 0 = all above);
 - between two rankings (two recipes): B's Spearman minus A's on the functions both ran, with a
   paired bootstrap interval (``fidelity_difference``; ``funcsearch compare --reference``).
 
@@ -56,8 +58,8 @@ class Interval:
         return f"{self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}]"
 
 
-STUDY_COLUMNS = ("study", "n", "Spearman in the study", "reference bad (diverged or worst)", "caught", "missed",
-                 "false alarms", "reproduced")
+STUDY_COLUMNS = ("study", "n", "Spearman in the study", "reference bad (diverged or worst)",
+                 "bad ranked below the rest (AUC)", "caught", "missed", "false alarms", "reproduced")
 """The per-study table's columns, in the order ``StudyPattern.cells`` fills them."""
 
 
@@ -74,6 +76,12 @@ class StudyPattern:
     spearman: float = float("nan")
     """Spearman of the proxy's seed means with the reference within this study (failures tied
     last on both sides): the pattern says whether the worst are found, this how the rest is ordered."""
+    separation: float = float("nan")
+    """The share of (reference-bad, other) pairs of the study that the proxy ranks the same way,
+    ties counted half (the area under the ROC curve of the proxy's ranking as a detector of the
+    reference's bad set): 1 = every bad function below every other, 0.5 = chance, 0 = the pattern
+    read backwards. A continuous form of ``reproduced``, so a recipe's progress towards a pattern
+    shows before the pattern is caught."""
 
     @property
     def reproduced(self) -> bool:
@@ -82,7 +90,8 @@ class StudyPattern:
     def cells(self) -> list[str]:
         """One row of the per-study table (``STUDY_COLUMNS``)."""
         return [self.study, str(self.n), "-" if math.isnan(self.spearman) else f"{self.spearman:+.2f}",
-                str(len(self.reference_bad)), str(len(self.caught)), ", ".join(self.missed) or "-",
+                str(len(self.reference_bad)), "-" if math.isnan(self.separation) else f"{self.separation:.2f}",
+                str(len(self.caught)), ", ".join(self.missed) or "-",
                 ", ".join(self.false_alarms) or "-", "yes" if self.reproduced else "no"]
 
 
@@ -300,6 +309,16 @@ def _correlations(proxy_values: np.ndarray, reference_values: np.ndarray) -> tup
     return float(spearman), float(kendall)
 
 
+def separation(values: np.ndarray, bad: Sequence[int], others: Sequence[int]) -> float:
+    """The share of (bad, other) pairs in which ``values`` (higher = better, failures at -inf)
+    put the bad one lower, ties counted half: the Mann-Whitney AUC; NaN without a pair."""
+    if not len(bad) or not len(others):
+        return float("nan")
+    low = np.where(np.isneginf(values), -1e300, values)
+    b, o = low[list(bad)][:, None], low[list(others)][None, :]
+    return float(((b < o) + 0.5 * (b == o)).mean())
+
+
 def _finite_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks (average for ties) where -inf (failure) ties at the bottom."""
     return stats.rankdata(np.where(np.isneginf(values), -1e300, values))
@@ -419,6 +438,7 @@ def measure_fidelity(
                 caught=[names[i] for i in caught], missed=[names[i] for i in bad if i not in caught],
                 false_alarms=[names[i] for i in false_alarms],
                 spearman=_correlations(values[members], ref_values[members])[0],
+                separation=separation(values, bad, [i for i in members if i not in bad]),
             ))
         return out
 

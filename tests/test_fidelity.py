@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,6 +78,19 @@ def test_fidelity_matches_a_hand_computed_case(tmp_path: Path) -> None:
                                                    proxy="vit", top_k=2).patterns}
     assert (turned["s1"].spearman, turned["s2"].spearman) == pytest.approx((-1.0, 1.0))
     assert turned["s1"].cells()[2] == "-1.00"
+    # and its bad function (B) now ranks above the other: separation 1 -> 0 (the pattern backwards)
+    assert (by_study["s1"].separation, turned["s1"].separation) == pytest.approx((1.0, 0.0))
+    assert turned["s1"].cells()[4] == "0.00"
+
+
+def test_separation_counts_pairs_ordered_as_the_reference_with_ties_half() -> None:
+    from funcsearch.fidelity import separation
+
+    values = np.array([0.1, 0.5, 0.5, -np.inf, 0.9])  # higher = better, a failure at -inf
+    assert separation(values, [3], [0, 1, 4]) == pytest.approx(1.0)  # a failure is below all
+    assert separation(values, [1], [0, 2, 4]) == pytest.approx((0 + 0.5 + 1) / 3)  # tie counts half
+    assert separation(values, [4, 1], [0]) == pytest.approx(0.0)  # both above: read backwards
+    assert math.isnan(separation(values, [], [0, 1]))
 
 
 def test_false_alarm_is_counted_when_the_proxy_fails_a_working_function(tmp_path: Path) -> None:
@@ -99,7 +114,7 @@ def test_markdown_escapes_pipes_in_names_and_says_when_agreement_is_undefined(tm
     text = report.to_markdown()
     assert "| failure agreement | n/a (no failures on either side) |" in text
     row = next(line for line in text.splitlines() if line.startswith("| s2 |"))
-    assert "D\\|t=+2" in row and row.replace("\\|", "").count("|") == 9  # 8 cells
+    assert "D\\|t=+2" in row and row.replace("\\|", "").count("|") == 10  # 9 cells
 
 
 def test_lower_is_better_metrics_are_negated(tmp_path: Path) -> None:

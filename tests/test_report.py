@@ -128,7 +128,8 @@ def test_leaderboard_with_a_reference_appends_the_fidelity_table(tmp_path: Path)
     text = result.output
     assert text.index("# Leaderboard: study") < text.index("## Fidelity against paper_property_tables.csv")
     assert "| Spearman (95% bootstrap over functions and seeds) |" in text
-    assert ("| study | n | Spearman in the study | reference bad (diverged or worst) | caught | missed | "
+    assert ("| study | n | Spearman in the study | reference bad (diverged or worst) | "
+            "bad ranked below the rest (AUC) | caught | missed | "
             "false alarms | reproduced |") in text
     result = runner.invoke(app, ["leaderboard", str(folder), "--format", "csv", "--reference",
                                  "paper_property_tables.csv"])
