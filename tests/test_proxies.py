@@ -209,6 +209,19 @@ def test_every_norm_site_of_both_models_comes_from_the_factory() -> None:
     assert all(isinstance(m, nn.RMSNorm) for m in _norms(ViT(config, 1, (8, 8), 10, rms)))
 
 
+def test_layernorm_sites_keep_layernorm_there_and_the_function_elsewhere() -> None:
+    config = ViTConfig.from_overrides({"depth": 2, "layernorm_sites": ["final"]})
+    model = ViT(config, 1, (8, 8), 10, norm_factory(ERF, config))
+    assert isinstance(model.norm_final, nn.LayerNorm) and model.norm_final.site_kind == "final"
+    blocks = [m for m in _norms(model) if m is not model.norm_final]
+    assert len(blocks) == 4 and all(isinstance(m, PointwiseNorm) for m in blocks)
+    config = ViTConfig.from_overrides({"depth": 2, "layernorm_sites": ["attn", "mlp"]})
+    model = ViT(config, 1, (8, 8), 10, norm_factory(ERF, config))
+    assert [type(m) for m in _norms(model)] == [nn.LayerNorm] * 4 + [PointwiseNorm]
+    with pytest.raises(ConfigError, match="layernorm_sites"):
+        ViTConfig.from_overrides({"layernorm_sites": ["head"]})
+
+
 def test_alpha_gain_scales_the_functions_alpha_where_no_site_sets_its_own() -> None:
     config = ViTConfig.from_overrides({"depth": 2, "alpha_gain": 2.0, "alpha_init_final": 1.5})
     norm = norm_factory(FunctionSpec(name="derf", expression="erf(x)", alpha_init=0.7), config)

@@ -76,10 +76,10 @@ def test_device_and_precision_are_in_the_key_and_cpu_fp32_keys_are_unchanged(tmp
     assert len({cpu.trials[0], cuda.trials[0], bf16.trials[0]}) == 3
     assert (cuda.device, bf16.precision) == ("cuda", "bf16")
     # the key of a CPU fp32 trial is the document it always hashed (no runtime entry, and no
-    # alpha_gain at the 1.0, pool at the mean, mixup, cutmix and random erasing at the 0 every
-    # trial before them ran with)
-    added = ("alpha_gain", "pool", "mixup", "cutmix", "random_erase")
-    assert tuple(cpu.config[k] for k in added) == (1.0, "mean", 0.0, 0.0, 0.0)
+    # alpha_gain at the 1.0, pool at the mean, mixup, cutmix and random erasing at the 0, and
+    # no site kept at LayerNorm, that every trial before them ran with)
+    added = ("alpha_gain", "pool", "mixup", "cutmix", "random_erase", "layernorm_sites")
+    assert tuple(cpu.config[k] for k in added) == (1.0, "mean", 0.0, 0.0, 0.0, [])
     before = {k: v for k, v in cpu.config.items() if k not in added}
     legacy = digest({"function": function.expression, "shift": cpu.shift, "alpha_init": cpu.alpha_init,
                      "proxy": "vit", "config": before, "data": None, "seed": 0})

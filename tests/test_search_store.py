@@ -112,6 +112,8 @@ def test_a_setting_added_later_keys_a_trial_only_away_from_the_value_earlier_tri
     assert trial_key(**base, resolved_config={"epochs": 3, **off}) == old
     for setting in off:
         assert trial_key(**base, resolved_config={"epochs": 3, **off, setting: 0.25}) != old
+    assert trial_key(**base, resolved_config={"epochs": 3, "layernorm_sites": []}) == old  # every site f
+    assert trial_key(**base, resolved_config={"epochs": 3, "layernorm_sites": ["final"]}) != old
 
 
 def test_only_expressions_with_a_root_record_the_root_gradient_rule(tmp_path: Path) -> None:

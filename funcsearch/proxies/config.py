@@ -55,6 +55,10 @@ class TrainConfig(BaseModel):
     alpha_init_final: float | None = Field(
         None, description="alpha init of the final norm (absolute); null = the function's alpha_init x alpha_gain"
     )
+    layernorm_sites: list[Literal["attn", "mlp", "final"]] = Field(
+        default_factory=list, description="site kinds that keep LayerNorm instead of the candidate "
+        "function (the paper replaces every site: empty); a probe of where a function's effect arises"
+    )
 
     @model_validator(mode="before")
     @classmethod

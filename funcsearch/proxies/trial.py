@@ -102,6 +102,7 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
 
     The alpha init is the function's times the proxy's ``alpha_gain``, unless the config sets
     one for the site (``alpha_init_attn`` / ``alpha_init_mlp`` / ``alpha_init_final``: absolute).
+    A site kind in ``config.layernorm_sites`` keeps LayerNorm whatever the function.
     """
     from funcsearch.layers import make_norm
 
@@ -110,6 +111,10 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
                   "final": config.alpha_init_final}
 
     def norm(dim: int, site: str, affine: bool = True) -> nn.Module:
+        if site in config.layernorm_sites:
+            module = make_norm("layernorm", dim, affine=affine)
+            module.site_kind = site
+            return module
         alpha = site_alpha[site]
         module = make_norm(target, dim, shift=function.shift,
                            alpha_init=function.alpha_init * config.alpha_gain if alpha is None else alpha,

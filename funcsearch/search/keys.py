@@ -58,7 +58,7 @@ def digest(value: Any, length: int = KEY_LENGTH) -> str:
 
 
 ADDED_SETTINGS: dict[str, Any] = {"alpha_gain": 1.0, "pool": "mean", "mixup": 0.0, "cutmix": 0.0,
-                                  "random_erase": 0.0}
+                                  "random_erase": 0.0, "layernorm_sites": []}
 """Recipe settings added after trials were stored, with the value every earlier trial ran with:
 at that value a setting is left out of the key (a trial that changes it gets a new key)."""
 
