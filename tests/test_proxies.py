@@ -64,8 +64,9 @@ def test_short_vit_run_learns(function: FunctionSpec) -> None:
     assert set(result.metrics) >= {"test_acc", "test_loss", "train_eval_loss", "train_loss"}
     assert 0.0 <= result.metrics["test_acc"] <= 1.0
     assert result.config["depth"] == 2 and result.seed == 0 and result.threads == 1
-    assert set(result.versions) >= {"python", "torch", "numpy", "funcsearch", "funcsearch_source"}
+    assert set(result.versions) >= {"python", "torch", "numpy", "funcsearch", "funcsearch_source", "cpu"}
     assert len(result.versions["funcsearch_source"]) == 12
+    assert result.versions["cpu"].endswith(", " + torch.backends.cpu.get_cpu_capability())
     assert result.wall_time_s > 0
 
 

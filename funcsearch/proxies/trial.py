@@ -79,11 +79,28 @@ class TrialResult(BaseModel):
 
 
 def versions() -> dict[str, str]:
-    """Library versions, and ``funcsearch_source``: a digest of this package's code, since
-    a trial is chaotic (rounding alone moves vit's erf test loss from 0.155 to 0.127 at the
-    same key, docs/gpu.md): the same seed gives the same result only with the same code."""
+    """Library versions, ``funcsearch_source`` (a digest of this package's code) and ``cpu``
+    (the processor and the kernels torch picks for it), since a trial is chaotic (rounding alone
+    moves vit's erf test loss from 0.155 to 0.127 at the same key, docs/gpu.md): the same seed
+    gives the same result only with the same code on the same kind of machine."""
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "funcsearch": __version__, "funcsearch_source": source_digest()}
+            "numpy": np.__version__, "funcsearch": __version__, "funcsearch_source": source_digest(),
+            "cpu": cpu_name()}
+
+
+@functools.cache
+def cpu_name() -> str:
+    """The processor's model name and torch's CPU kernel level, e.g. ``AMD EPYC, AVX2``: two
+    machines with the same libraries can still round differently."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 @functools.cache
