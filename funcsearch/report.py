@@ -41,7 +41,7 @@ import pandas as pd
 from funcsearch.errors import FuncsearchError, InputError
 from funcsearch.plots import save_figure
 from funcsearch.ranking import (NOTE, Leaderboard, agreement_lines, aggregate_rows, aggregate_title, board_display,
-                                declared_rule, display_rows, fmt, leaderboard, spearman_interval)
+                                declared_rule, display_rows, fmt, leaderboard, significant, spearman_interval)
 from funcsearch.properties import PROPERTIES, Profile, load_profile
 
 if TYPE_CHECKING:
@@ -108,6 +108,36 @@ def fit_table(frame: pd.DataFrame, proxy: str, board: Leaderboard | None = None)
             "gap_mean": float(test_loss.mean() - fit.mean()) if len(test_loss) and len(fit) else math.nan,
         })
     return pd.DataFrame.from_records(records)
+
+
+def regime_table(frame: pd.DataFrame, proxy: str, board: Leaderboard | None = None) -> pd.DataFrame | None:
+    """Per function of ``proxy`` (the leaderboard's order and point): the end-of-training regime
+    at each site kind, seed means: columns ``<site> >1``, ``<site> >2``, ``<site> p99`` for the
+    site kinds some trial recorded (``layers.convert.SITE_KINDS`` order), plus ``candidate``,
+    ``kind``, ``rank`` and ``label``. None when no trial of ``proxy`` recorded a regime."""
+    from funcsearch.layers.convert import SITE_KINDS
+    from funcsearch.search.store import mean_end_regime
+
+    board = board or leaderboard(frame)
+    if proxy not in board.proxies:
+        return None
+    rows = _best_point_rows(frame, board, proxy)
+    rows = rows[rows["status"] == "ok"]
+    records = []
+    for _, r in board.proxies[proxy].iterrows():
+        trials = rows[rows["candidate"] == r["candidate"]]
+        record = {"candidate": r["candidate"], "kind": r["kind"], "rank": r["rank"],
+                  "label": f"{fmt(r['rank']) or '-'}. {r['candidate']}"}
+        for site in SITE_KINDS:
+            for key, value in mean_end_regime(trials, site).items():
+                record[f"{site} {'p99' if key == 'p99' else '>' + key[2:]}"] = value
+        records.append(record)
+    table = pd.DataFrame(records)
+    recorded = [s for s in SITE_KINDS if f"{s} >1" in table and table[f"{s} >1"].notna().any()]
+    if table.empty or not recorded:
+        return None
+    keep = ["candidate", "kind", "rank", "label"] + [f"{s} {k}" for s in recorded for k in (">1", ">2", "p99")]
+    return table[keep]
 
 
 def _seed_means(frame: pd.DataFrame) -> pd.DataFrame:
@@ -445,6 +475,36 @@ def _fit_section(ctx: _Context) -> str:
     return "\n".join(parts)
 
 
+def _regime_section(ctx: _Context) -> str:
+    from funcsearch.plots.regime import plot_regime
+
+    parts = ['<h2 id="regime">Regime</h2>',
+             "<p>Where each function works: the share of its inputs u = alpha*x + s beyond 1 and "
+             "beyond 2 at the end of training, per norm site kind (seed means of the ok trials at "
+             "the leaderboard's point). A unit Gaussian has 32% beyond 1 and 5% beyond 2, about "
+             "where full-scale training keeps u (DyT's learned alpha tracks 1/std of its input); "
+             "near 100% beyond 2, a bounded function acts at that site as a sign function. A site "
+             "kept at LayerNorm (<code>layernorm_sites</code>) and a baseline norm have no cell.</p>"]
+    for proxy in ctx.board.proxies:
+        table = regime_table(ctx.frame, proxy, ctx.board)
+        if table is None:
+            parts.append(f"<p>{_e(proxy)}: no regime recorded (trials stored before it was).</p>")
+            continue
+        sites = [c[:-3] for c in table.columns if c.endswith(" >1")]
+        shown = table.dropna(subset=[f"{s} >1" for s in sites], how="all")
+        name = f"regime_{_safe(proxy)}.png"
+        save_figure(plot_regime(shown, sites, title=f"{proxy}: regime at the end of training (seed means)"),
+                    ctx.image(name), dpi=100)
+        body = [[str(r["label"]), *[("" if pd.isna(r[f"{s} >1"]) else
+                                     f"{r[f'{s} >1']:.0%} / {r[f'{s} >2']:.0%} / {significant(float(r[f'{s} p99']))}")
+                                    for s in sites]] for _, r in table.iterrows()]
+        parts += [f"<h3>{_e(proxy)}</h3>", _img(name, f"regime per site kind on {proxy}"),
+                  "<details><summary>the numbers: |u| &gt; 1 / &gt; 2 / 99th percentile of |u|</summary>"
+                  + _table(["function", *sites], body,
+                           ["baseline" if k == "baseline" else "" for k in table["kind"]]) + "</details>"]
+    return "\n".join(parts)
+
+
 def _pm(mean: object, std: object) -> str:
     text = fmt(mean)
     if text and std is not None and not (isinstance(std, float) and math.isnan(std)):
@@ -666,7 +726,7 @@ def _git_commit() -> str:
     return f" (git {out.stdout.strip()})" if out.returncode == 0 and out.stdout.strip() else ""
 
 
-IMAGE_PREFIXES = ("leaderboard", "shapes_", "curves_", "fit_vs_test_")
+IMAGE_PREFIXES = ("leaderboard", "shapes_", "curves_", "fit_vs_test_", "regime_")
 """Names of the PNGs a report writes (older ones of these names are removed when rewritten)."""
 
 STYLE = """
@@ -711,7 +771,7 @@ def write_report(results: str | Path, out: str | Path | None = None, *,
     sections = [("summary", "What was run", _summary), ("leaderboard", "Leaderboard", _leaderboard_section),
                 ("agreement", "Rank agreement", _agreement_section), ("shapes", "Shapes", _shapes_section),
                 ("curves", "Training curves", _curves_section), ("properties", "Properties", _property_section),
-                ("fit", "Fitting vs generalisation", _fit_section)]
+                ("fit", "Fitting vs generalisation", _fit_section), ("regime", "Regime", _regime_section)]
     try:
         from funcsearch.fidelity import fidelity_lines
 

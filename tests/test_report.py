@@ -17,7 +17,7 @@ from funcsearch.ranking import board_display, leaderboard
 from funcsearch.report import compare_studies, fit_table, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SECTIONS = ("summary", "leaderboard", "agreement", "shapes", "curves", "properties", "fit")
+SECTIONS = ("summary", "leaderboard", "agreement", "shapes", "curves", "properties", "fit", "regime")
 
 
 def _images(page: str) -> list[str]:
@@ -55,6 +55,38 @@ def test_report_writes_one_self_contained_page_with_every_section(tmp_path: Path
     # the fidelity section against the shipped paper tables, one per proxy
     assert page.count("Fidelity of proxy ") == 2
     assert "Spearman (95% bootstrap over functions and seeds)" in page and "study failure patterns reproduced" in page
+
+
+def test_the_regime_section_shows_each_site_kind_and_leaves_out_what_was_not_recorded(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from funcsearch.report import regime_table
+    from funcsearch.search.store import ResultsStore, frame_table
+
+    frame = results_frame(search="study")
+    # vit records a regime at its attention and final norms (the MLP site kept at LayerNorm),
+    # each seed the same except the final norm's share beyond 2: 0.9 on seed 0, 0.7 on the others
+    def regime(seed: int) -> dict[str, object]:
+        sites = {"attn": {"gt1": 0.4, "gt2": 0.1, "p99": 3.0},
+                 "final": {"gt1": 0.95, "gt2": 0.9 if seed == 0 else 0.7, "p99": 20.0}}
+        return {"regime": {"end": {"all": sites["attn"], **sites}}}
+    vit_ok = (frame["proxy"] == "vit") & (frame["status"] == "ok") & frame["expression"].notna()
+    frame.loc[vit_ok, "details"] = [json.dumps(regime(s)) for s in frame.loc[vit_ok, "seed"]]
+    folder = tmp_path / "study"
+    folder.mkdir()
+    pq.write_table(frame_table(frame), ResultsStore(folder).consolidated_path)
+
+    table = regime_table(frame, "vit", leaderboard(frame)).set_index("candidate")
+    assert [c for c in table.columns if c.endswith(">1")] == ["attn >1", "final >1"]  # no mlp column
+    assert table.loc["erf", "final >2"] == pytest.approx((0.9 + 0.7 + 0.7) / 3)  # the seed mean
+    assert math.isnan(table.loc["layernorm", "attn >1"])  # a norm records no regime
+    assert regime_table(frame, "dit") is None  # dit recorded none
+
+    page = write_report(folder, tmp_path / "out").read_text()
+    section = page[page.index('id="regime"'):]
+    assert "regime_vit.png" in _images(page) and "regime_dit.png" not in _images(page)
+    assert "dit: no regime recorded" in section
+    assert "40% / 10% / 3" in section and "95% / 77% / 20" in section  # attn, then final, for erf
 
 
 def test_report_command_defaults_to_a_report_folder_inside_the_results(tmp_path: Path) -> None:

@@ -201,17 +201,18 @@ def reused_mask(frame: pd.DataFrame) -> pd.Series:
     return mask
 
 
-def mean_end_regime(frame: pd.DataFrame) -> dict[str, float]:
-    """Mean over a frame's trials of the end-of-training regime, all point-wise sites pooled
-    (``gt1``, ``gt2``: shares of |u| above 1 and 2; ``p99``; see funcsearch.proxies.regime);
-    NaN where no trial recorded it (trials stored before the regime was)."""
+def mean_end_regime(frame: pd.DataFrame, site: str = "all") -> dict[str, float]:
+    """Mean over a frame's trials of the end-of-training regime at one site kind (``"all"``:
+    every point-wise site pooled; ``gt1``, ``gt2``: shares of |u| above 1 and 2; ``p99``; see
+    funcsearch.proxies.regime); NaN where no trial recorded it (trials stored before the regime
+    was, or a site kept at LayerNorm)."""
     values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
     for text in frame["details"] if "details" in frame else ():
         try:
             details = json.loads(text) if isinstance(text, str) and text else {}
         except ValueError:
             continue
-        pooled = (details.get("regime") or {}).get("end", {}).get("all")
+        pooled = (details.get("regime") or {}).get("end", {}).get(site)
         if pooled:
             for key in values:
                 values[key].append(float(pooled[key]))
