@@ -128,14 +128,11 @@ def norm_factory(function: FunctionSpec, config: TrainConfig) -> Callable[..., n
                   "final": config.alpha_init_final}
 
     def norm(dim: int, site: str, affine: bool = True) -> nn.Module:
-        if site in config.layernorm_sites:
-            module = make_norm("layernorm", dim, affine=affine)
-            module.site_kind = site
-            return module
         alpha = site_alpha[site]
-        module = make_norm(target, dim, shift=function.shift,
-                           alpha_init=function.alpha_init * config.alpha_gain if alpha is None else alpha,
-                           affine=affine)
+        module = make_norm("layernorm", dim, affine=affine) if site in config.layernorm_sites else \
+            make_norm(target, dim, shift=function.shift,
+                      alpha_init=function.alpha_init * config.alpha_gain if alpha is None else alpha,
+                      affine=affine)
         module.site_kind = site  # read by the regime probe (proxies.regime)
         return module
 
