@@ -116,7 +116,7 @@ def regime_table(frame: pd.DataFrame, proxy: str, board: Leaderboard | None = No
     site kinds some trial recorded (``layers.convert.SITE_KINDS`` order), plus ``candidate``,
     ``kind``, ``rank`` and ``label``. None when no trial of ``proxy`` recorded a regime."""
     from funcsearch.layers.convert import SITE_KINDS
-    from funcsearch.search.store import mean_end_regime
+    from funcsearch.search.store import mean_end_regimes
 
     board = board or leaderboard(frame)
     if proxy not in board.proxies:
@@ -128,8 +128,8 @@ def regime_table(frame: pd.DataFrame, proxy: str, board: Leaderboard | None = No
         trials = rows[rows["candidate"] == r["candidate"]]
         record = {"candidate": r["candidate"], "kind": r["kind"], "rank": r["rank"],
                   "label": f"{fmt(r['rank']) or '-'}. {r['candidate']}"}
-        for site in SITE_KINDS:
-            for key, value in mean_end_regime(trials, site).items():
+        for site, regime in mean_end_regimes(trials, SITE_KINDS).items():
+            for key, value in regime.items():
                 record[f"{site} {'p99' if key == 'p99' else '>' + key[2:]}"] = value
         records.append(record)
     table = pd.DataFrame(records)

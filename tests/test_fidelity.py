@@ -474,3 +474,25 @@ def test_gain_confound_measures_the_gain_stein_s_lemma_gives_and_agrees_with_the
     from scipy import stats
     assert row["proxy~reference"] == pytest.approx(
         stats.spearmanr(working["proxy_mean"], -working["reference"]).statistic)
+
+
+def test_aggregate_weights_grid_covers_ratios_once_and_a_lone_proxy_scores_as_itself() -> None:
+    """benchmarks/aggregate_weights.py: equal weights first, then every grid point whose largest
+    weight is the grid's largest (5^3 - 4^3 = 61 for three proxies); on the committed paper_search,
+    weighting dit alone gives dit's own Spearman with DiT-B/4 (its ranks are the aggregate's)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("aggregate_weights", root / "benchmarks" / "aggregate_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    points = module.weightings(["dit", "lm", "vit"])
+    assert points[0] == {"dit": 1.0, "lm": 1.0, "vit": 1.0}
+    assert len(points) == 1 + 61 and all(max(p.values()) == 4.0 for p in points[1:])
+    assert len({tuple(p.values()) for p in points}) == len(points)
+    search = module.read_results(root / "results" / "paper_search")
+    alone = module.AggregateRule(weights={"dit": 4.0, "lm": 0.0, "vit": 0.0})
+    reference = load_reference("paper_search_dit_b4.csv")
+    dit = measure_fidelity(search, reference, proxy="dit", bootstrap=0)
+    assert module.aggregate_fidelity(search, reference, alone).spearman.estimate == pytest.approx(
+        dit.spearman.estimate, abs=1e-9)

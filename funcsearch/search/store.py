@@ -206,17 +206,25 @@ def mean_end_regime(frame: pd.DataFrame, site: str = "all") -> dict[str, float]:
     every point-wise site pooled; ``gt1``, ``gt2``: shares of |u| above 1 and 2; ``p99``; see
     funcsearch.proxies.regime); NaN where no trial recorded it (trials stored before the regime
     was, or a site kept at LayerNorm)."""
-    values: dict[str, list[float]] = {"gt1": [], "gt2": [], "p99": []}
+    return mean_end_regimes(frame, (site,))[site]
+
+
+def mean_end_regimes(frame: pd.DataFrame, sites: Sequence[str]) -> dict[str, dict[str, float]]:
+    """:func:`mean_end_regime` for several site kinds at once, each trial's details decoded once."""
+    values = {site: {"gt1": [], "gt2": [], "p99": []} for site in sites}
     for text in frame["details"] if "details" in frame else ():
         try:
             details = json.loads(text) if isinstance(text, str) and text else {}
         except ValueError:
             continue
-        pooled = (details.get("regime") or {}).get("end", {}).get(site)
-        if pooled:
-            for key in values:
-                values[key].append(float(pooled[key]))
-    return {k: (sum(v) / len(v) if v else math.nan) for k, v in values.items()}
+        end = (details.get("regime") or {}).get("end", {})
+        for site, lists in values.items():
+            pooled = end.get(site)
+            if pooled:
+                for key in lists:
+                    lists[key].append(float(pooled[key]))
+    return {site: {k: (sum(v) / len(v) if v else math.nan) for k, v in lists.items()}
+            for site, lists in values.items()}
 
 
 def curves_frame(frame: pd.DataFrame) -> pd.DataFrame:
