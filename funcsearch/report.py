@@ -484,7 +484,8 @@ def _regime_section(ctx: _Context) -> str:
              "the leaderboard's point). A unit Gaussian has 32% beyond 1 and 5% beyond 2, about "
              "where full-scale training keeps u (DyT's learned alpha tracks 1/std of its input); "
              "near 100% beyond 2, a bounded function acts at that site as a sign function. A site "
-             "kept at LayerNorm (<code>layernorm_sites</code>) and a baseline norm have no cell.</p>"]
+             "kept at LayerNorm (<code>layernorm_sites</code>), a baseline norm and a function whose "
+             "trials were stored before trials recorded their regime (2026-11-30) have no cell.</p>"]
     for proxy in ctx.board.proxies:
         table = regime_table(ctx.frame, proxy, ctx.board)
         if table is None:
