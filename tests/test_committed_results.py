@@ -74,3 +74,12 @@ def test_the_committed_study_summaries_are_current_and_read_without_pandas_or_to
     assert [s.name for s in studies] == STUDIES
     for cached, computed in zip(studies + calibrations, fresh + fresh_calibrations):
         assert json.dumps(cached.to_json(), sort_keys=True) == json.dumps(computed.to_json(), sort_keys=True), f"{computed.name}: committed summary.json is stale (run funcsearch studies results --refresh)"
+
+
+@pytest.mark.skipif(not STUDIES, reason="no committed results")
+def test_no_committed_study_holds_a_copy_of_a_study_inside_it() -> None:
+    """A study folder's subfolders are its report and trial files, never another study (a
+    folder copied into itself by mistake doubles its size and shows up as nothing else)."""
+    nested = [str(p.relative_to(RESULTS)) for study in STUDIES for p in (RESULTS / study).rglob("search.yaml")
+              if p.parent != RESULTS / study]
+    assert nested == []
