@@ -15,6 +15,7 @@ sample). It answers whether weighting alone could meet a target, not which weigh
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import warnings
 
@@ -23,7 +24,7 @@ import pandas as pd
 from funcsearch.aggregate import AggregateRule
 from funcsearch.fidelity import aggregate_fidelity
 from funcsearch.proxies.registry import is_screen
-from funcsearch.references import load_reference
+from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.search.store import read_results
 
 GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -37,16 +38,26 @@ def weightings(proxies: list[str]) -> list[dict[str, float]]:
     return [dict.fromkeys(proxies, 1.0)] + points
 
 
+REFERENCES = {"tables": "paper_property_tables.csv", "ViT-B": "paper_search_vit_b.csv",
+              "DiT-B/4": "paper_search_dit_b4.csv"}
+
+
+@functools.cache
+def reference(name: str) -> ReferenceSet:
+    """A shipped reference set, read once for all weightings."""
+    return load_reference(REFERENCES[name])
+
+
 def score(tables: pd.DataFrame, search: pd.DataFrame, weights: dict[str, float]) -> dict[str, object]:
     """Patterns and Spearman of the aggregate under ``weights`` on both studies."""
     rule = AggregateRule(weights=weights)
-    table = aggregate_fidelity(tables, load_reference("paper_property_tables.csv"), rule)
+    table = aggregate_fidelity(tables, reference("tables"), rule)
     row: dict[str, object] = {**{f"w_{p}": w for p, w in weights.items()},
                               "patterns": sum(p.reproduced for p in table.patterns),
                               "which": ", ".join(p.study for p in table.patterns if p.reproduced) or "-",
                               "tables": table.spearman.estimate}
-    for name, reference in (("ViT-B", "paper_search_vit_b.csv"), ("DiT-B/4", "paper_search_dit_b4.csv")):
-        row[name] = aggregate_fidelity(search, load_reference(reference), rule).spearman.estimate
+    for name in ("ViT-B", "DiT-B/4"):
+        row[name] = aggregate_fidelity(search, reference(name), rule).spearman.estimate
     return row
 
 
