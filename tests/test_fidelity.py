@@ -496,3 +496,25 @@ def test_aggregate_weights_grid_covers_ratios_once_and_a_lone_proxy_scores_as_it
     dit = measure_fidelity(search, reference, proxy="dit", bootstrap=0)
     assert module.aggregate_fidelity(search, reference, alone).spearman.estimate == pytest.approx(
         dit.spearman.estimate, abs=1e-9)
+
+
+def test_table_lead_is_the_non_monotonic_mean_minus_the_monotonic_mean_read_from_the_trials() -> None:
+    """benchmarks/table_lead.py on the committed property_tables (vit, seed 0): the lead is the
+    mean test loss of sin, dampx and dampexp minus that of the six monotonic functions, read here
+    straight from the stored rows by name, and LayerNorm is its own stored score."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("table_lead", root / "benchmarks" / "table_lead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = module.lead_row(root / "results" / "property_tables", "vit", "monotonic", 0)
+    frame = module.read_results(root / "results" / "property_tables")
+    rows = frame[(frame["proxy"] == "vit") & (frame["seed"] == 0) & (frame["status"] == "ok")]
+    loss = rows.groupby("candidate")["score"].mean()
+    worst = loss[["sin", "dampx", "dampexp"]].mean()
+    rest = loss[["erf", "tanh", "arctan", "negerf", "negtanh", "negarctan"]].mean()
+    assert row["lead"] == pytest.approx(worst - rest, abs=1e-3)
+    assert row["worst group"] == pytest.approx(worst, abs=1e-3)
+    assert row["LayerNorm"] == pytest.approx(loss["layernorm"], abs=1e-3)
+    assert row["worst among best"].endswith("/3")
