@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from funcsearch.fidelity import measure_fidelity
-from funcsearch.references import load_reference
+from funcsearch.references import ReferenceSet, load_reference
 from funcsearch.search.store import read_results
 
 REFERENCE = "paper_property_tables.csv"
@@ -31,7 +31,8 @@ WORST_VARIANT = {"monotonic": "non_monotonic"}
 """The table's group that full scale ranks worst without failing (the others are read from failures)."""
 
 
-def lead_row(folder: Path, proxy: str, table: str, seed: int | None) -> dict[str, object]:
+def lead_row(folder: Path, proxy: str, table: str, seed: int | None,
+             reference: ReferenceSet | None = None) -> dict[str, object]:
     """The lead of one study's proxy on one table (seed ``None``: the mean over its seeds)."""
     frame = read_results(folder)
     frame = frame[frame["proxy"] == proxy]
@@ -39,21 +40,19 @@ def lead_row(folder: Path, proxy: str, table: str, seed: int | None) -> dict[str
         frame = frame[frame["seed"] == seed]
     if frame.empty:
         raise SystemExit(f"{folder}: no {proxy} trials" + (f" on seed {seed}" if seed is not None else ""))
-    reference = load_reference(REFERENCE)
+    reference = reference or load_reference(REFERENCE)
     report = measure_fidelity(frame, reference, proxy=proxy, studies=[table], bootstrap=0)
-    rows = report.table
-    ref = reference.table[reference.table["study"] == table].drop_duplicates("fingerprint").set_index("fingerprint")
-    members = rows[rows.index.isin(ref.index)].copy()
+    members = report.table  # the table's functions only (studies=[table])
     if table in WORST_VARIANT:
-        worst = members.index.map(ref["variant"]) == WORST_VARIANT[table]
+        variant = reference.table.drop_duplicates("fingerprint").set_index("fingerprint")["variant"]
+        worst = members.index.map(variant) == WORST_VARIANT[table]
     else:
         worst = members["reference_failed"].to_numpy(bool)
-    higher = bool(frame["higher_is_better"].iloc[0]) if "higher_is_better" in frame else True
-    sign = 1.0 if higher else -1.0  # proxy_mean is oriented (higher = better); print the metric itself
-    metric = members["proxy_mean"].to_numpy(float) * sign
-    worst_mean, rest_mean = float(np.nanmean(metric[worst])), float(np.nanmean(metric[~worst]))
-    # negative lead = the worst group looks better: for a lower-is-better metric, worst minus rest
-    lead = (rest_mean - worst_mean) if higher else (worst_mean - rest_mean)
+    oriented = members["proxy_mean"].to_numpy(float)  # higher = better, whatever the metric
+    # negative lead = the worst group looks better, in the metric's own units
+    lead = float(np.nanmean(oriented[~worst]) - np.nanmean(oriented[worst]))
+    sign = 1.0 if bool(frame["higher_is_better"].iloc[0]) else -1.0  # back to the metric itself
+    worst_mean, rest_mean = sign * float(np.nanmean(oriented[worst])), sign * float(np.nanmean(oriented[~worst]))
     order = members.sort_values("proxy_rank")
     best_places = order.index[: int(worst.sum())]
     layernorm = frame[(frame["candidate"].str.lower() == "layernorm") & (frame["status"] == "ok")]["score"]
@@ -74,7 +73,8 @@ def main() -> None:
     parser.add_argument("--table", default="monotonic", help="a study of paper_property_tables.csv")
     parser.add_argument("--seed", type=int, default=None, help="read one seed (default: the seed means)")
     args = parser.parse_args()
-    table = pd.DataFrame([lead_row(folder, args.proxy, args.table, args.seed) for folder in args.studies])
+    reference = load_reference(REFERENCE)
+    table = pd.DataFrame([lead_row(folder, args.proxy, args.table, args.seed, reference) for folder in args.studies])
     print(f"{args.proxy}, table '{args.table}' ({REFERENCE}, in sample); lead < 0: full scale's worst "
           "look better on the proxy")
     print("| " + " | ".join(table.columns) + " |")
